@@ -1,0 +1,52 @@
+# Build the site and run the tests. The first target run creates .venv from the lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SPHINX := $(BIN)/sphinx-build -c . docs
+SPHINXOPTS ?= -W --keep-going -q
+STAMP := $(VENV)/.installed
+
+.PHONY: html test doctest pytest livehtml bench lint lock clean
+
+html: $(STAMP)
+	$(SPHINX) -b html _build/html $(SPHINXOPTS)
+	@echo "Built the site: open _build/html/index.html"
+
+# The whole check: the site builds with every page executed, the docstring examples pass,
+# and the tests of the library and of the built site pass.
+test: html doctest pytest
+
+# Runs the >>> examples in purenn's docstrings. Notebooks are not executed for this.
+doctest: $(STAMP)
+	JAX_DOCS_EXECUTION=off $(SPHINX) -b doctest _build/doctest $(SPHINXOPTS)
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+livehtml: $(STAMP)
+	$(BIN)/sphinx-autobuild -c . docs _build/html --host 127.0.0.1 --port 8000 \
+		--watch src --ignore "*/jupyter_execute/*" $(SPHINXOPTS)
+
+bench: $(STAMP)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Recompile the lock from pyproject.toml (needs uv on PATH; not part of the normal build).
+lock:
+	uv pip compile pyproject.toml requirements.in --extra docs --extra test \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --no-header -o requirements.lock
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation --editable .
+	touch $@
+
+clean:
+	rm -rf _build jupyter_execute
