@@ -1,0 +1,80 @@
+"""Sphinx configuration for the Just After eXecution site (sources in docs/)."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.resolve()
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+
+project = "Just After eXecution"
+author = "The Just After eXecution authors"
+copyright = "2026, the Just After eXecution authors"
+html_title = "Just After eXecution"
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+    "sphinx_design",
+    "sphinx_copybutton",
+    "sphinx-mathjax-offline",
+    "live_execution",
+]
+
+exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "jupyter_execute"]
+nitpicky = False
+
+# --- MyST and notebook execution -----------------------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]
+myst_heading_anchors = 3
+
+# Every page runs on every build whose inputs changed; jupyter-cache keeps the rest.
+nb_execution_mode = os.environ.get("JAX_DOCS_EXECUTION", "cache")
+if nb_execution_mode == "off":
+    # `make doctest` reads the pages without running them; a page that is not run has no
+    # glued values and no kernel language, which is expected there and nowhere else.
+    suppress_warnings = ["mystnb.glue", "myst-nb.lexer"]
+nb_execution_cache_path = os.environ.get("JAX_DOCS_CACHE", str(ROOT / "_build" / ".jupyter_cache"))
+nb_execution_excludepatterns: list[str] = []
+nb_execution_timeout = int(os.environ.get("JAX_DOCS_CELL_TIMEOUT", "120"))
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+nb_kernel_rgx_aliases = {".*": "python3"}
+
+# --- API reference ---------------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+doctest_global_setup = "import jax\nimport jax.numpy as jnp\n"
+
+# --- HTML ------------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_static_path = ["docs/_static"]
+html_css_files = ["site.css"]
+html_logo = "docs/_static/logo.svg"
+html_favicon = "docs/_static/favicon.svg"
+html_last_updated_fmt = None
+html_copy_source = True
+html_show_sphinx = False
+html_theme_options = {
+    "repository_url": "https://example.org/just-after-execution/site",
+    "repository_provider": "github",
+    "path_to_docs": "docs",
+    "use_repository_button": True,
+    "use_download_button": True,
+    "use_source_button": False,
+    "use_issues_button": False,
+    "use_edit_page_button": False,
+    "show_toc_level": 2,
+    "home_page_in_toc": True,
+    "logo": {"text": "Just After eXecution", "alt_text": "Just After eXecution: home"},
+}
+copybutton_prompt_text = r">>> |\.\.\. "
+copybutton_prompt_is_regexp = True
+copybutton_exclude = ".linenos, .gp, .go"
