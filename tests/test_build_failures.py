@@ -1,0 +1,135 @@
+"""A broken page must fail the build, and the failure must say which page and which cell.
+
+Each test builds a throwaway source folder with the repository's own conf.py, so it checks the
+configuration the site is really built with.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+NOTEBOOK_HEADER = """\
+---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+"""
+
+
+def build(tmp_path: Path, pages: dict[str, str], builder: str = "html", **env: str):
+    source = tmp_path / "docs"
+    source.mkdir()
+    (source / "index.md").write_text(
+        "# Throwaway\n\n```{toctree}\n" + "\n".join(pages) + "\n```\n", encoding="utf8"
+    )
+    for name, text in pages.items():
+        (source / f"{name}.md").write_text(textwrap.dedent(text), encoding="utf8")
+    environment = {
+        **os.environ,
+        "JAX_DOCS_CACHE": str(tmp_path / "cache"),
+        **env,
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-c",
+            str(ROOT),
+            str(source),
+            str(tmp_path / "out"),
+            "-b",
+            builder,
+            "-W",
+            "--keep-going",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+
+
+def test_a_clean_throwaway_page_builds(tmp_path):
+    result = build(
+        tmp_path,
+        {"fine": NOTEBOOK_HEADER + "# Fine\n\n```{code-cell} ipython3\nprint(1 + 1)\n```\n"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2" in (tmp_path / "out" / "fine.html").read_text()
+
+
+def test_a_cell_that_raises_fails_the_build_naming_page_and_cell(tmp_path):
+    page = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Broken
+
+        ```{code-cell} ipython3
+        x = 1
+        ```
+
+        ```{code-cell} ipython3
+        raise RuntimeError("deliberately broken cell")
+        ```
+        """)
+    result = build(tmp_path, {"broken_page": page})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "broken_page.md" in output
+    assert 'raise RuntimeError("deliberately broken cell")' in output  # the cell's source
+    assert "deliberately broken cell" in output
+
+
+def test_a_tagged_intentional_error_does_not_fail_the_build(tmp_path):
+    page = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Shows an error
+
+        ```{code-cell} ipython3
+        :tags: [raises-exception]
+
+        1 / 0
+        ```
+        """)
+    result = build(tmp_path, {"shows_error": page})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ZeroDivisionError" in (tmp_path / "out" / "shows_error.html").read_text()
+
+
+def test_a_cell_past_its_timeout_fails_the_build_naming_page_and_cell(tmp_path):
+    page = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Slow
+
+        ```{code-cell} ipython3
+        import time
+        time.sleep(120)  # far past the timeout
+        ```
+        """)
+    result = build(tmp_path, {"slow_page": page}, JAX_DOCS_CELL_TIMEOUT="3")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "slow_page.md" in output
+    assert "timed out" in output
+    assert "time.sleep(120)" in output
+
+
+def test_a_broken_cross_reference_fails_the_build_naming_the_page(tmp_path):
+    page = "# Links\n\nSee {doc}`a-page-that-does-not-exist`.\n"
+    result = build(tmp_path, {"linking_page": page})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "linking_page.md" in output
+    assert "a-page-that-does-not-exist" in output
+
+
+@pytest.mark.parametrize(("example", "passes"), [(">>> 1 + 1\n2", True), (">>> 1 + 1\n3", False)])
+def test_doctest_builder_fails_on_a_wrong_example(tmp_path, example, passes):
+    page = f"# Examples\n\n```{{doctest}}\n{example}\n```\n"
+    result = build(tmp_path, {"examples": page}, builder="doctest", JAX_DOCS_EXECUTION="off")
+    assert (result.returncode == 0) == passes, result.stdout + result.stderr

@@ -1,0 +1,128 @@
+"""Checks on the built HTML: every page is there, live outputs are shown, nothing is remote."""
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+from conftest import ROOT
+
+DOCS = ROOT / "docs"
+PAGES = sorted(
+    path.relative_to(DOCS).with_suffix("").as_posix()
+    for path in DOCS.rglob("*.md")
+    if not any(part.startswith("_") for part in path.relative_to(DOCS).parts)
+)
+NOTEBOOK_PAGES = [
+    page for page in PAGES if "file_format: mystnb" in (DOCS / f"{page}.md").read_text()
+]
+
+
+def read(site: Path, page: str) -> BeautifulSoup:
+    return BeautifulSoup((site / f"{page}.html").read_text(encoding="utf8"), "html.parser")
+
+
+def test_the_site_has_pages():
+    assert {"index", "intro/what-is-jax", "transforms/vmap", "reference/build-report"} <= set(
+        PAGES
+    )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_is_built_and_reachable_from_the_navigation(site, page):
+    assert (site / f"{page}.html").exists()
+    navigation = read(site, "index").select("nav.bd-links a.reference.internal")
+    linked = {a["href"].split("#")[0].removesuffix(".html") for a in navigation}
+    assert page == "index" or page in linked, f"{page} is not in the sidebar"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_every_notebook_page_was_executed_and_offers_its_notebook(site, page):
+    soup = read(site, page)
+    assert soup.select("div.cell_output"), f"{page} shows no cell output"
+    notebook = nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code_cells and all(cell.execution_count for cell in code_cells)
+    download_links = {a.get("href", "") for a in soup.select(".dropdown-download-buttons a")}
+    assert any(href.endswith(f"{Path(page).name}.ipynb") for href in download_links)
+    assert any(href.endswith(f"{Path(page).name}.md") for href in download_links)
+
+
+def test_the_md_download_is_the_page_source(site):
+    served = (site / "_sources" / "transforms" / "vmap.md").read_text(encoding="utf8")
+    assert served == (DOCS / "transforms" / "vmap.md").read_text(encoding="utf8")
+
+
+def test_vmap_page_shows_the_seed_output_from_a_live_cell(site):
+    outputs = [div.get_text() for div in read(site, "transforms/vmap").select("div.cell_output")]
+    assert any("[3 4 5 6 7 8 9]" in text for text in outputs)
+
+
+def test_glued_numbers_are_rendered(site):
+    text = read(site, "transforms/vmap").get_text()
+    match = re.search(r"vmap was\s+([\d,]+) times faster than the loop", text)
+    assert match, "the glued loop/vmap ratio is missing from the vmap page"
+
+
+def test_jit_internals_are_shown_live(site):
+    outputs = " ".join(
+        div.get_text() for div in read(site, "intro/what-is-jax").select("div.cell_output")
+    )
+    assert "{ lambda" in outputs  # a jaxpr
+    assert "stablehlo.tanh" in outputs
+    assert "fusion" in outputs
+
+
+def test_build_report_lists_every_executed_page(site):
+    table = read(site, "reference/build-report").find("table")
+    assert table is not None
+    rows = table.get_text()
+    for page in NOTEBOOK_PAGES:
+        assert page in rows
+
+
+def _urls_in_html(soup: BeautifulSoup) -> list[str]:
+    urls = []
+    for tag, attribute in (("script", "src"), ("link", "href"), ("img", "src"), ("source", "src")):
+        urls += [element[attribute] for element in soup.find_all(tag) if element.get(attribute)]
+    for style in soup.find_all(style=True):
+        urls += re.findall(r"url\(([^)]+)\)", style["style"])
+    return urls
+
+
+def _is_remote(url: str) -> bool:
+    url = url.strip("'\" ")
+    return url.startswith("//") or urlparse(url).scheme in {"http", "https"}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_load_nothing_from_outside_the_site(site, page):
+    soup = read(site, page)
+    remote = [url for url in _urls_in_html(soup) if _is_remote(url)]
+    assert not remote, f"{page} loads {remote}"
+    inline_scripts = " ".join(script.get_text() for script in soup.find_all("script"))
+    assert not re.search(r"https?://[^\s'\"]*\.(js|css|woff2?)", inline_scripts)
+
+
+def test_stylesheets_and_scripts_reference_no_remote_assets(site):
+    offenders = []
+    for path in list((site / "_static").rglob("*.css")):
+        for url in re.findall(r"url\(([^)]+)\)", path.read_text(encoding="utf8", errors="ignore")):
+            if _is_remote(url):
+                offenders.append(f"{path.name}: {url}")
+        for url in re.findall(r"@import\s+['\"]([^'\"]+)", path.read_text(errors="ignore")):
+            if _is_remote(url):
+                offenders.append(f"{path.name}: {url}")
+    assert not offenders
+
+
+def test_mathjax_is_served_by_the_site(site):
+    soup = read(site, "intro/what-is-jax")
+    mathjax = [s["src"] for s in soup.find_all("script", src=True) if "mathjax" in s["src"]]
+    if mathjax:
+        for src in mathjax:
+            assert (site / "intro" / src.split("?")[0]).resolve().exists()
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
