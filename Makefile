@@ -36,7 +36,7 @@ lint: $(STAMP)
 
 # Recompile the lock from pyproject.toml (needs uv on PATH; not part of the normal build).
 lock:
-	uv pip compile pyproject.toml requirements.in --extra docs --extra test \
+	uv pip compile pyproject.toml requirements.in --extra docs --extra peers --extra test \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--generate-hashes --no-header -o requirements.lock
 
