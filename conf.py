@@ -51,10 +51,12 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # attributes as fields: NamedTuple fields are also autodoc members
 doctest_global_setup = "import jax\nimport jax.numpy as jnp\n"
 
 # --- HTML ------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
+templates_path = ["docs/_templates"]
 html_static_path = ["docs/_static"]
 html_css_files = ["site.css"]
 html_logo = "docs/_static/logo.svg"
