@@ -2,8 +2,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "_build" / "html"
+from tests.paths import SITE
 
 
 @pytest.fixture(scope="session")

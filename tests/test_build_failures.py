@@ -11,7 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.paths import ROOT
 
 NOTEBOOK_HEADER = """\
 ---

@@ -7,17 +7,11 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT
 
-DOCS = ROOT / "docs"
-PAGES = sorted(
-    path.relative_to(DOCS).with_suffix("").as_posix()
-    for path in DOCS.rglob("*.md")
-    if not any(part.startswith("_") for part in path.relative_to(DOCS).parts)
-)
-NOTEBOOK_PAGES = [
-    page for page in PAGES if "file_format: mystnb" in (DOCS / f"{page}.md").read_text()
-]
+from tests.paths import DOCS, notebook_pages, site_pages
+
+PAGES = site_pages()
+NOTEBOOK_PAGES = notebook_pages()
 
 
 def read(site: Path, page: str) -> BeautifulSoup:

@@ -1,0 +1,127 @@
+"""A real Chromium (Debian's) against the built site, served on 127.0.0.1 by the tests."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture(scope="session")
+def base_url(site) -> Iterator[str]:
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Chromium is missing: install Debian's package with `apt-get install chromium`."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Visit:
+    """What one page load did: its problems are collected, not raised, so tests can report all."""
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    blocked_requests: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return (
+            [f"console: {message}" for message in self.console_errors]
+            + [f"failed: {url}" for url in self.failed_requests]
+            + [f"left the site: {url}" for url in self.blocked_requests]
+        )
+
+
+def _open_context(browser: Browser, mode: str, width: int) -> BrowserContext:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    # The theme reads the reader's choice from localStorage before it paints.
+    context.add_init_script(f"window.localStorage.setItem('mode', '{mode}');")
+    return context
+
+
+@pytest.fixture
+def visit(browser, base_url) -> Iterator:
+    contexts: list[BrowserContext] = []
+
+    def open_page(path: str, *, mode: str = "light", width: int = 1280) -> Visit:
+        context = _open_context(browser, mode, width)
+        contexts.append(context)
+        page = context.new_page()
+        record = Visit(page)
+
+        def stay_on_this_machine(route, request: Request) -> None:
+            host = urlparse(request.url).hostname
+            if request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+                route.continue_()
+            else:
+                record.blocked_requests.append(request.url)
+                route.abort()
+
+        page.route("**/*", stay_on_this_machine)
+        page.on(
+            "console",
+            lambda message: (
+                record.console_errors.append(message.text) if message.type == "error" else None
+            ),
+        )
+        page.on("pageerror", lambda error: record.console_errors.append(str(error)))
+        page.on("requestfailed", lambda request: record.failed_requests.append(request.url))
+        page.on(
+            "response",
+            lambda response: (
+                record.failed_requests.append(f"{response.status} {response.url}")
+                if response.status >= 400
+                else None
+            ),
+        )
+        page.goto(f"{base_url}/{path}", wait_until="load")
+        page.wait_for_load_state("networkidle")
+        return record
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -1,0 +1,25 @@
+"""axe-core on every page, in both colour modes: zero violations."""
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from tests.paths import site_pages
+
+
+@pytest.fixture(scope="module")
+def axe() -> Axe:
+    return Axe()
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("page", site_pages())
+def test_no_accessibility_violations(visit, axe, page, mode):
+    loaded = visit(f"{page}.html", mode=mode)
+    assert loaded.page.evaluate("document.documentElement.dataset.theme") == mode
+    results = axe.run(loaded.page)
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} -> "
+        + "; ".join(node["target"][0] if node["target"] else "?" for node in v["nodes"][:5])
+        for v in results.response["violations"]
+    ]
+    assert violations == [], "\n".join(violations)

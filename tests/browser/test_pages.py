@@ -1,0 +1,142 @@
+"""Every page, as a reader's browser gets it."""
+
+import nbformat
+import pytest
+
+from tests.paths import DOCS, notebook_pages, site_pages
+
+PAGES = site_pages()
+PHONE_WIDTH = 375
+
+
+def html_path(page: str) -> str:
+    return f"{page}.html"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_cleanly_and_stays_on_the_site(visit, page):
+    loaded = visit(html_path(page))
+    assert loaded.problems() == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_image_loads(visit, page):
+    loaded = visit(html_path(page))
+    # Lazy images only load near the viewport: scroll each into view first.
+    broken = loaded.page.evaluate(
+        """async () => {
+            const broken = [];
+            for (const img of document.images) {
+                img.loading = "eager";
+                img.scrollIntoView();
+                if (!img.complete) {
+                    await new Promise((done) => {
+                        img.addEventListener("load", done, {once: true});
+                        img.addEventListener("error", done, {once: true});
+                    });
+                }
+                if (img.naturalWidth === 0) broken.push(img.currentSrc || img.src);
+            }
+            return broken;
+        }"""
+    )
+    assert broken == []
+
+
+def pages_with_math(site) -> list[str]:
+    return [p for p in PAGES if 'class="math' in (site / f"{p}.html").read_text(encoding="utf8")]
+
+
+def test_the_site_has_math_to_check(site):
+    assert pages_with_math(site), "no page has math, so the math test below checks nothing"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_math_is_rendered(visit, site, page):
+    if page not in pages_with_math(site):
+        return
+    loaded = visit(html_path(page))
+    loaded.page.wait_for_function(
+        "() => [...document.querySelectorAll('div.math, span.math')]"
+        ".every((node) => node.querySelector('math, mjx-container, svg'))",
+        timeout=15_000,
+    )
+    unrendered = loaded.page.evaluate(
+        """() => [...document.querySelectorAll('div.math, span.math')]
+            .filter((node) => node.getBoundingClientRect().width === 0)
+            .map((node) => node.textContent.slice(0, 60))"""
+    )
+    assert unrendered == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_horizontal_overflow_on_a_phone(visit, page):
+    loaded = visit(html_path(page), width=PHONE_WIDTH)
+    scroll_width = loaded.page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= PHONE_WIDTH
+
+
+def test_search_finds_the_vmap_page(visit):
+    loaded = visit("search.html?q=vmap")
+    results = loaded.page.locator("#search-results ul.search li a")
+    results.first.wait_for(timeout=15_000)
+    hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
+    assert any("transforms/vmap.html" in href for href in hrefs), hrefs
+
+
+def test_copy_button_puts_the_cell_code_on_the_clipboard(visit):
+    loaded = visit(html_path("transforms/vmap"))
+    page = loaded.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    cell = page.locator("div.cell_input").first
+    expected = cell.locator("pre").inner_text()
+    cell.hover()
+    cell.locator("button.copybtn").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.strip() == expected.strip()
+    assert "add_two_vmap = jax.vmap(add_two)" in copied
+
+
+def test_dark_mode_switch_changes_the_theme(visit):
+    loaded = visit(html_path("index"), mode="light")
+    page = loaded.page
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+    light_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.locator("button.theme-switch-button:visible").first.click()
+    page.locator("button.theme-change-button[data-mode=dark]:visible").first.click()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert page.evaluate("window.localStorage.getItem('mode')") == "dark"
+    dark_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert dark_background != light_background
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_downloads_are_the_notebook_and_the_source(visit, base_url, page):
+    loaded = visit(html_path(page))
+    links = loaded.page.locator(".dropdown-download-buttons a")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    notebook_href = next(h for h in hrefs if h.endswith(".ipynb"))
+    source_href = next(h for h in hrefs if h.endswith(".md"))
+    here = f"{base_url}/{page}.html"
+    notebook = loaded.page.request.get(_join(here, notebook_href))
+    assert notebook.ok
+    nbformat.validate(nbformat.reads(notebook.text(), as_version=4))
+    source = loaded.page.request.get(_join(here, source_href))
+    assert source.ok
+    assert source.text() == (DOCS / f"{page}.md").read_text(encoding="utf8")
+
+
+def test_the_sidebar_reaches_every_page(visit, base_url):
+    loaded = visit(html_path("index"))
+    hrefs = loaded.page.eval_on_selector_all(
+        "nav.bd-docs-nav a.reference.internal", "links => links.map((a) => a.href)"
+    )
+    reached = {href.removeprefix(base_url + "/").split("#")[0] for href in hrefs}
+    missing = [page for page in PAGES if page != "index" and f"{page}.html" not in reached]
+    assert missing == []
+
+
+def _join(page_url: str, href: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(page_url, href)
