@@ -61,13 +61,50 @@ def test_glued_numbers_are_rendered(site):
     assert match, "the glued loop/vmap ratio is missing from the vmap page"
 
 
+def cell_outputs(site, page: str) -> str:
+    return " ".join(div.get_text() for div in read(site, page).select("div.cell_output"))
+
+
 def test_jit_internals_are_shown_live(site):
-    outputs = " ".join(
-        div.get_text() for div in read(site, "intro/what-is-jax").select("div.cell_output")
-    )
-    assert "{ lambda" in outputs  # a jaxpr
-    assert "stablehlo.tanh" in outputs
-    assert "fusion" in outputs
+    for page in ("intro/what-is-jax", "transforms/jit"):
+        outputs = cell_outputs(site, page)
+        assert "{ lambda" in outputs, f"no jaxpr on {page}"
+        assert "stablehlo." in outputs, f"no StableHLO on {page}"
+        assert "fusion" in outputs, f"no optimized HLO on {page}"
+
+
+def test_pmap_page_runs_on_eight_devices(site):
+    outputs = cell_outputs(site, "transforms/pmap")
+    devices = set(re.findall(r"CpuDevice\(id=(\d+)\)", outputs))
+    assert devices == {str(i) for i in range(8)}
+
+
+def test_composition_table_is_live_and_all_pass(site):
+    tables = read(site, "transforms/composing").select("div.cell_output table.composition-table")
+    assert len(tables) == 1
+    rows = tables[0].select("tbody tr")
+    marks = [row.get_text() for row in rows]
+    assert len(rows) >= 16 + 3  # every ordered pair and a few triples
+    assert all("\u2713" in mark for mark in marks)
+    assert not any("\u2717" in mark for mark in marks)
+
+
+FIGURE_PAGES = [
+    "transforms/jit",
+    "transforms/grad",
+    "transforms/pmap",
+    "transforms/composing",
+    "science/molecular-dynamics",
+    "science/differential-equations",
+]
+
+
+@pytest.mark.parametrize("page", FIGURE_PAGES)
+def test_pages_show_their_figures(site, page):
+    images = read(site, page).select("div.cell_output img")
+    assert images, f"{page} shows no figure"
+    for image in images:
+        assert (site / Path(page).parent / image["src"]).resolve().is_file()
 
 
 def test_build_report_lists_every_executed_page(site):
