@@ -16,9 +16,11 @@ html: $(STAMP)
 # and the tests of the library and of the built site pass.
 test: html doctest pytest
 
-# Runs the >>> examples in purenn's docstrings. Notebooks are not executed for this.
+# Runs the >>> examples in purenn's docstrings. Notebooks are not executed for this. The output
+# sits one level down so that its unexecuted notebooks land apart from the site's executed ones.
 doctest: $(STAMP)
-	JAX_DOCS_EXECUTION=off $(SPHINX) -b doctest _build/doctest $(SPHINXOPTS)
+	JAX_DOCS_EXECUTION=off $(SPHINX) -b doctest _build/doctest/output $(SPHINXOPTS)
+	@tail -n 5 _build/doctest/output/output.txt
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -20,9 +20,13 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_design",
     "sphinx_copybutton",
-    "sphinx-mathjax-offline",
     "live_execution",
+    "lean_pages",
+    "katex_math",
+    "notfound.extension",
 ]
+# Math is typeset during the build (docs/_ext/katex_math.py): pages ship no math script.
+html_math_renderer = "katex_prerender"
 
 exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "jupyter_execute"]
 nitpicky = False
@@ -64,6 +68,8 @@ html_favicon = "docs/_static/favicon.svg"
 html_last_updated_fmt = None
 html_copy_source = True
 html_show_sphinx = False
+# Chosen by the reader with the theme switch; "auto" follows the system setting.
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     "repository_url": "https://example.org/just-after-execution/site",
     "repository_provider": "github",
@@ -77,6 +83,19 @@ html_theme_options = {
     "home_page_in_toc": True,
     "logo": {"text": "Just After eXecution", "alt_text": "Just After eXecution: home"},
 }
+# The 404 page is served for any missing path, so its links are absolute from the site root.
+notfound_urls_prefix = os.environ.get("JAX_DOCS_URL_PREFIX", "/")
+notfound_context = {
+    "title": "Page not found",
+    "body": (
+        "<h1>Page not found</h1>"
+        "<p>There is no page at this address. The <a href='"
+        + notfound_urls_prefix
+        + "index.html'>map of the site</a> lists every page, and the search box finds"
+        " any function or idea on them.</p>"
+    ),
+}
+
 copybutton_prompt_text = r">>> |\.\.\. "
 copybutton_prompt_is_regexp = True
 copybutton_exclude = ".linenos, .gp, .go"

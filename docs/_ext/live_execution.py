@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import yaml
+from jupyter_cache import get_cache
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 IMPORTS_PURENN = re.compile(r"^\s*(?:import purenn|from purenn[\s.])", re.MULTILINE)
 FRONT_MATTER = re.compile(r"\A---\n(.*?\n)---\n", re.DOTALL)
@@ -80,9 +84,19 @@ def publish_notebook(
     executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
     if doctree is None or not executed.exists():
         return
+    notebook = nbformat.read(executed, as_version=4)
+    # myst-nb writes the notebook it parsed; when a page's outputs came from the cache they
+    # were merged into a copy, so take them from the cache, where every executed run lives.
+    if app.config.nb_execution_mode == "cache":
+        try:
+            _, notebook = get_cache(app.config.nb_execution_cache_path).merge_match_into_notebook(
+                notebook
+            )
+        except KeyError:
+            logger.warning("no executed notebook in the cache for %s", pagename)
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(executed, target)
+    nbformat.write(notebook, target)
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 

@@ -76,10 +76,11 @@ class Visit:
         )
 
 
-def _open_context(browser: Browser, mode: str, width: int) -> BrowserContext:
+def _open_context(browser: Browser, mode: str | None, width: int) -> BrowserContext:
     context = browser.new_context(viewport={"width": width, "height": 900})
-    # The theme reads the reader's choice from localStorage before it paints.
-    context.add_init_script(f"window.localStorage.setItem('mode', '{mode}');")
+    if mode is not None:
+        # The theme reads the reader's choice from localStorage before it paints.
+        context.add_init_script(f"window.localStorage.setItem('mode', '{mode}');")
     return context
 
 
@@ -87,7 +88,8 @@ def _open_context(browser: Browser, mode: str, width: int) -> BrowserContext:
 def visit(browser, base_url) -> Iterator:
     contexts: list[BrowserContext] = []
 
-    def open_page(path: str, *, mode: str = "light", width: int = 1280) -> Visit:
+    def open_page(path: str, *, mode: str | None = "light", width: int = 1280) -> Visit:
+        """Load ``path``; ``mode=None`` is a first-time reader who never chose a colour mode."""
         context = _open_context(browser, mode, width)
         contexts.append(context)
         page = context.new_page()

@@ -1,0 +1,145 @@
+"""Lighthouse mobile audits of every page of the built site, printed as one table.
+
+Serves _build/html on 127.0.0.1, runs the pinned Lighthouse (benchmarks/lighthouse, from its
+package-lock) against Debian's Chromium, and prints, per page: the four category scores and
+the total page weight. Targets: performance >= 0.95, accessibility, best practices and SEO
+1.0, weight <= 600 KiB. Run with `make bench` after `make html`.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "_build" / "html"
+TOOL = Path(__file__).resolve().parent / "lighthouse"
+CHROME_FLAGS = (
+    "--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking "
+    "--disable-component-update --disable-sync"
+)
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+TARGETS = {"performance": 0.95, "accessibility": 1.0, "best-practices": 1.0, "seo": 1.0}
+MAX_WEIGHT_KIB = 600
+
+
+COMPRESSIBLE = {".html", ".css", ".js", ".svg", ".json", ".txt", ".ipynb", ".md"}
+
+
+class CompressingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files gzip-compressed when asked, as any real static host does."""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (accepts_gzip and path.is_file() and path.suffix in COMPRESSIBLE):
+            return super().send_head()
+        body = gzip.compress(path.read_bytes(), mtime=0)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=3600")
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+def pages() -> list[str]:
+    """Every page of the site, as a path relative to the site root."""
+    docs = ROOT / "docs"
+    return sorted(
+        p.relative_to(docs).with_suffix(".html").as_posix()
+        for p in docs.rglob("*.md")
+        if not any(part.startswith("_") for part in p.relative_to(docs).parts)
+    )
+
+
+def ensure_lighthouse() -> Path:
+    binary = TOOL / "node_modules" / ".bin" / "lighthouse"
+    if not binary.exists():
+        if shutil.which("npm") is None:
+            sys.exit("npm is needed for the Lighthouse benchmark: apt-get install npm")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TOOL, check=True)
+    return binary
+
+
+def audit(binary: Path, url: str, chrome: str) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.json"
+        subprocess.run(
+            [
+                str(binary),
+                url,
+                "--quiet",
+                "--output=json",
+                f"--output-path={report}",
+                f"--chrome-flags={CHROME_FLAGS} --user-data-dir={scratch}/profile",
+            ],
+            check=True,
+            env={**os.environ, "CHROME_PATH": chrome},
+            timeout=300,
+        )
+        return json.loads(report.read_text())
+
+
+def main() -> int:
+    if not (SITE / "index.html").exists():
+        sys.exit("Build the site first: make html")
+    chrome = shutil.which("chromium")
+    if chrome is None:
+        sys.exit("Chromium is needed: apt-get install chromium")
+    binary = ensure_lighthouse()
+    handler = functools.partial(CompressingHandler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    header = f"{'page':40s} {'perf':>5s} {'a11y':>5s} {'best':>5s} {'seo':>5s} {'KiB':>7s}"
+    print(header)
+    print("-" * len(header))
+    misses = 0
+    try:
+        for page in pages():
+            if not (SITE / page).exists():
+                print(f"{page:40s} not built")
+                continue
+            result = audit(binary, f"{base}/{page}", chrome)
+            scores = {c: result["categories"][c]["score"] for c in CATEGORIES}
+            # Lighthouse counts bytes on the wire; the target is on uncompressed bytes.
+            weight = (
+                sum(
+                    item.get("resourceSize", 0)
+                    for item in result["audits"]["network-requests"]["details"]["items"]
+                )
+                / 1024
+            )
+            missed = [c for c in CATEGORIES if scores[c] < TARGETS[c]]
+            if weight > MAX_WEIGHT_KIB:
+                missed.append("weight")
+            misses += bool(missed)
+            print(
+                f"{page:40s} "
+                + " ".join(f"{scores[c]:5.2f}" for c in CATEGORIES)
+                + f" {weight:7.0f}"
+                + (f"  misses: {', '.join(missed)}" if missed else "")
+            )
+    finally:
+        server.shutdown()
+    print(f"\n{misses} of {len(pages())} pages miss a target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
