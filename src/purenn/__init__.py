@@ -16,7 +16,7 @@ Example:
     {'linear': ['b', 'w']}
 """
 
-from purenn import layers, timing
+from purenn import data, layers, parallel, timing, training
 from purenn.modules import MLP, BatchNorm, Dropout, Linear
 from purenn.transform import (
     MissingParameterError,
@@ -49,12 +49,15 @@ __all__ = [
     "TransformTypeError",
     "Transformed",
     "TransformedWithState",
+    "data",
     "get_parameter",
     "get_state",
     "layers",
     "next_rng_key",
+    "parallel",
     "set_state",
     "timing",
+    "training",
     "transform",
     "transform_with_state",
     "without_apply_rng",
