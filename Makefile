@@ -50,5 +50,7 @@ $(STAMP): requirements.lock pyproject.toml
 		--no-build-isolation --editable .
 	touch $@
 
+# Keeps the execution cache (_build/.jupyter_cache): its entries are keyed on each page's code,
+# the library and the lock, so they are never stale. Delete it to run every page again.
 clean:
-	rm -rf _build jupyter_execute
+	rm -rf _build/html _build/doctest _build/jupyter_execute
