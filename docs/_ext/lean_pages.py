@@ -5,6 +5,9 @@
   the built stylesheet.
 - sphinx-design's stylesheet and script are only linked from pages that use its components.
 - Images in cell outputs load lazily, so a page with many figures costs little until read.
+- Stylesheets lose the rules whose classes or ids appear in no page and in no script (most of
+  Bootstrap's utilities, for one). Scripts are scanned word by word, so a class a script adds
+  at run time keeps its rules.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ THEME_STYLESHEET = Path("_static") / "styles" / "pydata-sphinx-theme.css"
 ICON_FONT_FOLDER = Path("_static") / "vendor" / "fontawesome"
 ICON_CLASS = re.compile(r"\.(?:fa|fas|fab|far|fa-[a-z0-9-]+)(?![a-z0-9-])")
 IMG_WITHOUT_LOADING = re.compile(r"<img(?![^>]*\sloading=)")
+SELECTOR_NAME = re.compile(r"[.#]((?:\\.|[A-Za-z0-9_-])+)")
+GROUPING_AT_RULES = ("@media", "@supports", "@layer", "@container")
 
 
 def split_rules(css: str) -> list[str]:
@@ -67,14 +72,71 @@ def strip_icon_font(stylesheet: Path) -> int:
     return len(css) - len(kept)
 
 
+def names_in_use(outdir: Path) -> set[str]:
+    """Every class and id in the built pages, and every word in the site's scripts."""
+    names: set[str] = set()
+    for page in outdir.rglob("*.html"):
+        html = page.read_text(encoding="utf8", errors="ignore")
+        for classes in re.findall(r'class="([^"]*)"', html):
+            names.update(classes.split())
+        names.update(re.findall(r'id="([^"]*)"', html))
+    for script in outdir.rglob("*.js"):
+        names.update(re.findall(r"[A-Za-z0-9_-]+", script.read_text(errors="ignore")))
+    return names
+
+
+def purge_unused_rules(css: str, used: set[str]) -> str:
+    """Drop the selectors of ``css`` that name a class or id outside ``used``."""
+
+    def selector_in_use(selector: str) -> bool:
+        selector = re.sub(r"\([^)]*\)", "", selector)  # the insides of :not(), :is(), ...
+        return all(name.replace("\\", "") in used for name in SELECTOR_NAME.findall(selector))
+
+    kept = []
+    for rule in split_rules(css):
+        if "{" not in rule:
+            kept.append(rule)
+            continue
+        head, body = rule.split("{", 1)
+        if head.strip().startswith(GROUPING_AT_RULES):
+            inner = purge_unused_rules(body.rsplit("}", 1)[0], used)
+            if inner.strip():
+                kept.append(f"{head}{{{inner}}}")
+        elif head.strip().startswith("@"):
+            kept.append(rule)
+        elif selectors := [s for s in head.split(",") if selector_in_use(s)]:
+            kept.append(",".join(selectors) + "{" + body)
+    return "".join(kept)
+
+
 def trim_theme_assets(app: Sphinx, exception: Exception | None) -> None:
-    """After an HTML build, drop the icon font from the theme's stylesheet and output."""
+    """After an HTML build, drop the icon font and every unused rule from the stylesheets.
+
+    Every build starts from the original stylesheets (see forget_trimmed_stylesheets), so a
+    page added later gets the rules it needs.
+    """
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
     if (outdir / THEME_STYLESHEET).exists():
         strip_icon_font(outdir / THEME_STYLESHEET)
     shutil.rmtree(outdir / ICON_FONT_FOLDER, ignore_errors=True)
+    used = names_in_use(outdir)
+    for stylesheet in (outdir / "_static").rglob("*.css"):
+        css = stylesheet.read_text(encoding="utf8")
+        stylesheet.write_text(purge_unused_rules(css, used), encoding="utf8")
+
+
+def forget_trimmed_stylesheets(app: Sphinx) -> None:
+    """Remove last build's trimmed stylesheets, so every extension copies its original again.
+
+    Some extensions copy their stylesheet only when the destination is absent, and warn
+    (failing a `-W` build) when it holds other content, as a trimmed copy does.
+    """
+    static = Path(app.outdir) / "_static"
+    if app.builder.format == "html" and static.is_dir():
+        for stylesheet in static.rglob("*.css"):
+            stylesheet.unlink()
 
 
 def trim_page(
@@ -95,5 +157,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register the page-trimming hooks."""
     app.add_css_file("icons.css")
     app.connect("html-page-context", trim_page)
+    app.connect("builder-inited", forget_trimmed_stylesheets, priority=100)
     app.connect("build-finished", trim_theme_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
