@@ -50,6 +50,7 @@ __all__ = [
     "Transformed",
     "TransformedWithState",
     "data",
+    "distributed",
     "get_parameter",
     "get_state",
     "layers",
@@ -63,3 +64,12 @@ __all__ = [
     "without_apply_rng",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `python -m purenn.distributed` runs it only once.
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module("purenn.distributed")
+    raise AttributeError(f"module 'purenn' has no attribute {name!r}")
