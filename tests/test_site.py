@@ -168,3 +168,10 @@ def test_the_404_page_works_from_any_depth(site):
     assets = [link["href"] for link in soup.find_all("link", rel="stylesheet")]
     assets += [script["src"] for script in soup.find_all("script", src=True)]
     assert assets and all(url.startswith("/") for url in assets), assets
+
+
+def test_trimmed_stylesheets_are_well_formed(site):
+    for stylesheet in (site / "_static").rglob("*.css"):
+        css = stylesheet.read_text(encoding="utf8")
+        assert css.count("/*") == css.count("*/"), f"{stylesheet.name}: a comment is cut"
+        assert css.count("{") == css.count("}"), f"{stylesheet.name}: braces do not balance"

@@ -24,6 +24,8 @@ ICON_FONT_FOLDER = Path("_static") / "vendor" / "fontawesome"
 ICON_CLASS = re.compile(r"\.(?:fa|fas|fab|far|fa-[a-z0-9-]+)(?![a-z0-9-])")
 IMG_WITHOUT_LOADING = re.compile(r"<img(?![^>]*\sloading=)")
 SELECTOR_NAME = re.compile(r"[.#]((?:\\.|[A-Za-z0-9_-])+)")
+COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+LICENSE_NOTICE = re.compile(r"/\*!.*?\*/", re.DOTALL)
 GROUPING_AT_RULES = ("@media", "@supports", "@layer", "@container")
 
 
@@ -64,12 +66,18 @@ def is_icon_font_rule(rule: str) -> bool:
     return bool(re.fullmatch(r"\s*(--fa[\w-]*:[^;]*;?\s*)+}\s*", body))
 
 
-def strip_icon_font(stylesheet: Path) -> int:
-    """Remove the icon font's rules from ``stylesheet``; return how many bytes that saved."""
-    css = stylesheet.read_text(encoding="utf8")
-    kept = "".join(rule for rule in split_rules(css) if not is_icon_font_rule(rule))
-    stylesheet.write_text(kept, encoding="utf8")
-    return len(css) - len(kept)
+def trim_stylesheet(css: str, used: set[str], *, icon_font: bool = False) -> str:
+    """Drop unused rules (and, with ``icon_font``, the icon font's) from ``css``.
+
+    Comments are removed first, since a rule's text is split at commas and braces and a
+    comment cut in two would swallow the rest of the file; license notices (``/*! ... */``)
+    are kept at the top.
+    """
+    notices = dict.fromkeys(LICENSE_NOTICE.findall(css))
+    rules = split_rules(COMMENT.sub("", css))
+    if icon_font:
+        rules = [rule for rule in rules if not is_icon_font_rule(rule)]
+    return "".join(f"{notice}\n" for notice in notices) + purge_unused_rules("".join(rules), used)
 
 
 def names_in_use(outdir: Path) -> set[str]:
@@ -118,13 +126,12 @@ def trim_theme_assets(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
-    if (outdir / THEME_STYLESHEET).exists():
-        strip_icon_font(outdir / THEME_STYLESHEET)
     shutil.rmtree(outdir / ICON_FONT_FOLDER, ignore_errors=True)
     used = names_in_use(outdir)
     for stylesheet in (outdir / "_static").rglob("*.css"):
         css = stylesheet.read_text(encoding="utf8")
-        stylesheet.write_text(purge_unused_rules(css, used), encoding="utf8")
+        is_theme = stylesheet == outdir / THEME_STYLESHEET
+        stylesheet.write_text(trim_stylesheet(css, used, icon_font=is_theme), encoding="utf8")
 
 
 def forget_trimmed_stylesheets(app: Sphinx) -> None:

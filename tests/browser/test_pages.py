@@ -76,6 +76,16 @@ def test_no_horizontal_overflow_on_a_phone(visit, page):
     assert scroll_width <= PHONE_WIDTH
 
 
+@pytest.mark.parametrize("width", [PHONE_WIDTH, 1280])
+def test_the_theme_layout_is_styled(visit, width):
+    page = visit(html_path("transforms/vmap"), width=width).page
+    # Unstyled, the print-only copy of the title and contents shows, and the header's
+    # buttons stack into a column.
+    assert not page.locator("#jb-print-docs-body").is_visible()
+    header = page.locator(".bd-header-article").bounding_box()
+    assert header is not None and header["height"] < 100
+
+
 def test_search_finds_the_vmap_page(visit):
     loaded = visit("search.html?q=vmap")
     results = loaded.page.locator("#search-results ul.search li a")
