@@ -2,16 +2,21 @@
 
 import importlib
 import inspect
+import pkgutil
+from collections.abc import Iterator
 
 import pytest
 
 import purenn
 
-MODULES = ["layers", "transform", "modules", "timing", "data", "training", "parallel",
-           "distributed"]  # fmt: skip
+MODULES = sorted(
+    module.name
+    for module in pkgutil.iter_modules(purenn.__path__)
+    if not module.name.startswith("_")
+)
 
 
-def public_names():
+def public_names() -> Iterator[tuple[str, object]]:
     for module_name in MODULES:
         module = importlib.import_module(f"purenn.{module_name}")
         for name, obj in vars(module).items():

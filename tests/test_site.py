@@ -9,6 +9,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from tests.paths import DOCS, notebook_pages, site_pages
+from tests.test_docstrings import MODULES, public_names
 
 PAGES = site_pages()
 NOTEBOOK_PAGES = notebook_pages()
@@ -175,3 +176,17 @@ def test_trimmed_stylesheets_are_well_formed(site):
         css = stylesheet.read_text(encoding="utf8")
         assert css.count("/*") == css.count("*/"), f"{stylesheet.name}: a comment is cut"
         assert css.count("{") == css.count("}"), f"{stylesheet.name}: braces do not balance"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_has_an_api_page_listing_its_public_names(site, module):
+    page = read(site, f"reference/api/{module}")
+    assert page.find(id=f"module-purenn.{module}"), f"reference/api/{module} documents no module"
+    missing = [
+        name
+        for name, _ in public_names()
+        if name.startswith(f"purenn.{module}.") and page.find(id=name) is None
+    ]
+    assert not missing, f"reference/api/{module} leaves out {missing}"
+    overview = read(site, "reference/api")
+    assert overview.find("a", href=re.compile(rf"^api/{module}\.html")), "not linked from the API"

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jaxlib
 
-__all__ = ["Timing", "environment", "measure"]
+__all__ = ["Timing", "environment", "environment_summary", "format_seconds", "measure"]
 
 
 @dataclass(frozen=True)
