@@ -22,6 +22,7 @@ extensions = [
     "sphinx_copybutton",
     "live_execution",
     "lean_pages",
+    "accessible_pages",
     "katex_math",
     "notfound.extension",
 ]
