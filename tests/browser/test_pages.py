@@ -72,8 +72,49 @@ def test_math_is_rendered(visit, site, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_no_horizontal_overflow_on_a_phone(visit, page):
     loaded = visit(html_path(page), width=PHONE_WIDTH)
+    loaded.render_everything()
     scroll_width = loaded.page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= PHONE_WIDTH
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_moves_while_the_page_loads(visit, page):
+    loaded = visit(html_path(page), mode=None, width=PHONE_WIDTH)
+    shifts = loaded.page.evaluate(
+        """() => new Promise((done) => {
+            new PerformanceObserver((list) => done(list.getEntries().map(
+                (shift) => [shift.value, shift.sources.map((s) => s.node?.nodeName).join(" ")]
+            ))).observe({type: "layout-shift", buffered: true});
+            setTimeout(() => done([]), 500);
+        })"""
+    )
+    # A tenth is where Lighthouse stops calling a page stable; a font swap costs about 0.002.
+    assert sum(value for value, _ in shifts) < 0.01, shifts
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_first_paint_has_the_readers_colours(browser, base_url, scheme):
+    # The theme's scripts are deferred. Before they run (block them, as a slow connection
+    # does) the page must already be in the reader's colour scheme, with the colours it has
+    # once they ran.
+    def colours(block_scripts: bool) -> tuple[str, str, str]:
+        context = browser.new_context(color_scheme=scheme)
+        try:
+            page = context.new_page()
+            if block_scripts:
+                page.route("**/*.js", lambda route: route.abort())
+            page.goto(f"{base_url}/{html_path('transforms/vmap')}", wait_until="load")
+            return page.evaluate(
+                """() => [document.documentElement.dataset.theme,
+                          getComputedStyle(document.body).backgroundColor,
+                          getComputedStyle(document.querySelector("h1")).color]"""
+            )
+        finally:
+            context.close()
+
+    before_scripts = colours(block_scripts=True)
+    assert before_scripts[0] == scheme
+    assert before_scripts == colours(block_scripts=False)
 
 
 @pytest.mark.parametrize("width", [PHONE_WIDTH, 1280])
