@@ -8,6 +8,7 @@ the total page weight. Targets: performance >= 0.95, accessibility, best practic
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import http.server
@@ -76,7 +77,7 @@ def ensure_lighthouse() -> Path:
     return binary
 
 
-def audit(binary: Path, url: str, chrome: str) -> dict:
+def audit(binary: Path, url: str, chrome: str, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         subprocess.run(
@@ -92,30 +93,60 @@ def audit(binary: Path, url: str, chrome: str) -> dict:
             env={**os.environ, "CHROME_PATH": chrome},
             timeout=300,
         )
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(report, keep)
         return json.loads(report.read_text())
 
 
-def main() -> int:
+METRICS = {
+    "FCP": "first-contentful-paint",
+    "LCP": "largest-contentful-paint",
+    "TBT": "total-blocking-time",
+    "CLS": "cumulative-layout-shift",
+    "SI": "speed-index",
+}
+REPORTS = ROOT / "_build" / "lighthouse"
+
+
+def metric(result: dict, name: str) -> str:
+    value = result["audits"][METRICS[name]]["numericValue"]
+    return f"{value:5.2f}" if name == "CLS" else f"{value / 1000:5.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "only", nargs="*", help="audit only pages whose path contains one of these strings"
+    )
+    args = parser.parse_args(argv)
     if not (SITE / "index.html").exists():
         sys.exit("Build the site first: make html")
     chrome = shutil.which("chromium")
     if chrome is None:
         sys.exit("Chromium is needed: apt-get install chromium")
     binary = ensure_lighthouse()
+    chosen = [p for p in pages() if not args.only or any(o in p for o in args.only)]
+    if not chosen:
+        sys.exit(f"No page matches {args.only}; pages are: {', '.join(pages())}")
     handler = functools.partial(CompressingHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
-    header = f"{'page':40s} {'perf':>5s} {'a11y':>5s} {'best':>5s} {'seo':>5s} {'KiB':>7s}"
+    header = (
+        f"{'page':38s} {'perf':>5s} {'a11y':>5s} {'best':>5s} {'seo':>5s} {'KiB':>5s} "
+        + " ".join(f"{name:>5s}" for name in METRICS)
+    )
     print(header)
     print("-" * len(header))
     misses = 0
     try:
-        for page in pages():
+        for page in chosen:
             if not (SITE / page).exists():
-                print(f"{page:40s} not built")
+                print(f"{page:38s} not built")
                 continue
-            result = audit(binary, f"{base}/{page}", chrome)
+            keep = REPORTS / page.replace(".html", ".json")
+            result = audit(binary, f"{base}/{page}", chrome, keep)
             scores = {c: result["categories"][c]["score"] for c in CATEGORIES}
             # Lighthouse counts bytes on the wire; the target is on uncompressed bytes.
             weight = (
@@ -130,14 +161,17 @@ def main() -> int:
                 missed.append("weight")
             misses += bool(missed)
             print(
-                f"{page:40s} "
+                f"{page:38s} "
                 + " ".join(f"{scores[c]:5.2f}" for c in CATEGORIES)
-                + f" {weight:7.0f}"
-                + (f"  misses: {', '.join(missed)}" if missed else "")
+                + f" {weight:5.0f} "
+                + " ".join(metric(result, name) for name in METRICS)
+                + (f"  misses: {', '.join(missed)}" if missed else ""),
+                flush=True,
             )
     finally:
         server.shutdown()
-    print(f"\n{misses} of {len(pages())} pages miss a target")
+    print(f"\n{misses} of {len(chosen)} pages miss a target")
+    print(f"Times in seconds; full reports in {REPORTS.relative_to(ROOT)}/")
     return 0
 
 
