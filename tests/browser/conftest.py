@@ -75,14 +75,6 @@ class Visit:
             + [f"left the site: {url}" for url in self.blocked_requests]
         )
 
-    def render_everything(self) -> None:
-        """Lay out the sections the browser skips until a reader scrolls to them.
-
-        Long pages mark their sections ``content-visibility: auto``; a check of the whole
-        page (its width, its contrast) must see them rendered, as a reader who scrolls does.
-        """
-        self.page.add_style_tag(content="* { content-visibility: visible !important; }")
-
 
 def _open_context(browser: Browser, mode: str | None, width: int) -> BrowserContext:
     context = browser.new_context(viewport={"width": width, "height": 900})

@@ -23,7 +23,6 @@ def axe() -> Axe:
 def test_no_accessibility_violations(visit, axe, page, mode):
     loaded = visit(f"{page}.html", mode=mode)
     assert loaded.page.evaluate("document.documentElement.dataset.theme") == mode
-    loaded.render_everything()
     results = axe.run(loaded.page, options=AXE_OPTIONS)
     violations = [
         f"{v['id']} ({v['impact']}): {v['help']} -> "

@@ -72,7 +72,6 @@ def test_math_is_rendered(visit, site, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_no_horizontal_overflow_on_a_phone(visit, page):
     loaded = visit(html_path(page), width=PHONE_WIDTH)
-    loaded.render_everything()
     scroll_width = loaded.page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= PHONE_WIDTH
 
