@@ -5,6 +5,9 @@
   the built stylesheet.
 - sphinx-design's stylesheet and script are only linked from pages that use its components.
 - Images in cell outputs load lazily, so a page with many figures costs little until read.
+- Script files run deferred, after the page is parsed, so none holds up the first paint. The
+  exceptions: ``documentation_options.js``, which the inline settings after it extend, and
+  the search page, whose own search scripts call ``doctools.js`` as soon as they load.
 - Stylesheets lose the rules whose classes or ids appear in no page and in no script (most of
   Bootstrap's utilities, for one). Scripts are scanned word by word, so a class a script adds
   at run time keeps its rules.
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
+from sphinx.builders.html._assets import _JavaScript
 
 THEME_STYLESHEET = Path("_static") / "styles" / "pydata-sphinx-theme.css"
 ICON_FONT_FOLDER = Path("_static") / "vendor" / "fontawesome"
@@ -27,6 +31,7 @@ SELECTOR_NAME = re.compile(r"[.#]((?:\\.|[A-Za-z0-9_-])+)")
 COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 LICENSE_NOTICE = re.compile(r"/\*!.*?\*/", re.DOTALL)
 GROUPING_AT_RULES = ("@media", "@supports", "@layer", "@container")
+NEEDED_BY_INLINE_SCRIPTS = {"_static/documentation_options.js"}
 
 
 def split_rules(css: str) -> list[str]:
@@ -149,15 +154,32 @@ def forget_trimmed_stylesheets(app: Sphinx) -> None:
 def trim_page(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Unlink sphinx-design from pages without its components; make images lazy."""
+    """Unlink sphinx-design from pages without its components; defer scripts; lazy images."""
     body = context.get("body", "")
+    # In place: these lists are the builder's own, which it restores after each page.
+    css_files, script_files = context.get("css_files", []), context.get("script_files", [])
     if "sd-" not in body:
-        # In place: these lists are the builder's own, which it restores after each page.
-        css_files, script_files = context.get("css_files", []), context.get("script_files", [])
         css_files[:] = [css for css in css_files if "sphinx-design" not in str(css)]
         script_files[:] = [js for js in script_files if "design-tabs" not in str(js)]
+    if templatename != "search.html":
+        script_files[:] = [deferred(js) for js in script_files]
     if body:
         context["body"] = IMG_WITHOUT_LOADING.sub('<img loading="lazy" decoding="async"', body)
+
+
+def deferred(script: _JavaScript) -> _JavaScript:
+    """The same script, deferred, if it is a file that no inline script needs at once.
+
+    >>> deferred(_JavaScript("_static/doctools.js")).attributes
+    {'defer': 'defer'}
+    >>> deferred(_JavaScript("_static/documentation_options.js")).attributes
+    {}
+    """
+    name = str(script.filename or "")
+    attributes = script.attributes
+    if not name or name in NEEDED_BY_INLINE_SCRIPTS or {"async", "defer"} & attributes.keys():
+        return script
+    return _JavaScript(script.filename, priority=script.priority, **attributes, defer="defer")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
