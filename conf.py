@@ -69,8 +69,20 @@ html_favicon = "docs/_static/favicon.svg"
 html_last_updated_fmt = None
 html_copy_source = True
 html_show_sphinx = False
-# Chosen by the reader with the theme switch; "auto" follows the system setting.
-html_context = {"default_mode": "auto"}
+html_context = {
+    # Chosen by the reader with the theme switch; "auto" follows the system setting.
+    "default_mode": "auto",
+    # Search results show these for the pages Sphinx writes itself; every other page sets
+    # its own in its front matter.
+    "generated_page_descriptions": {
+        "genindex": "Index of every function, class and term on Just After eXecution.",
+        "py-modindex": "Every module of purenn, the library every page of the site runs against.",
+        "search": "Search Just After eXecution: JAX's transforms, networks as functions, purenn.",
+        "404": "No page of Just After eXecution is at this address; the site map lists them all.",
+    },
+}
+# The module index lists purenn's modules by their own names, in one flat list.
+modindex_common_prefix = ["purenn."]
 html_theme_options = {
     "repository_url": "https://example.org/just-after-execution/site",
     "repository_provider": "github",

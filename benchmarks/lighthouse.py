@@ -58,13 +58,20 @@ class CompressingHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# Pages Sphinx makes itself, with no source in docs/: readers land on them too.
+GENERATED_PAGES = ["404.html", "genindex.html", "py-modindex.html", "search.html"]
+
+
 def pages() -> list[str]:
     """Every page of the site, as a path relative to the site root."""
     docs = ROOT / "docs"
     return sorted(
-        p.relative_to(docs).with_suffix(".html").as_posix()
-        for p in docs.rglob("*.md")
-        if not any(part.startswith("_") for part in p.relative_to(docs).parts)
+        GENERATED_PAGES
+        + [
+            p.relative_to(docs).with_suffix(".html").as_posix()
+            for p in docs.rglob("*.md")
+            if not any(part.startswith("_") for part in p.relative_to(docs).parts)
+        ]
     )
 
 

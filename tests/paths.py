@@ -19,3 +19,12 @@ def site_pages() -> list[str]:
 def notebook_pages() -> list[str]:
     """The pages that are executed notebooks (and so offer an ``.ipynb`` download)."""
     return [p for p in site_pages() if "file_format: mystnb" in (DOCS / f"{p}.md").read_text()]
+
+
+# Pages Sphinx writes itself, with no source in docs/.
+GENERATED_PAGES = ["404", "genindex", "py-modindex", "search"]
+
+
+def every_page() -> list[str]:
+    """The pages from docs/ and the ones Sphinx generates: all that a reader can land on."""
+    return site_pages() + GENERATED_PAGES

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.paths import DOCS, notebook_pages, site_pages
+from tests.paths import DOCS, every_page, notebook_pages, site_pages
 from tests.test_docstrings import MODULES, public_names
 
 PAGES = site_pages()
@@ -190,3 +190,18 @@ def test_every_module_has_an_api_page_listing_its_public_names(site, module):
     assert not missing, f"reference/api/{module} leaves out {missing}"
     overview = read(site, "reference/api")
     assert overview.find("a", href=re.compile(rf"^api/{module}\.html")), "not linked from the API"
+
+
+@pytest.mark.parametrize("page", every_page())
+def test_every_page_describes_itself_for_search_results(site, page):
+    descriptions = read(site, page).find_all("meta", attrs={"name": "description"})
+    assert len(descriptions) == 1, f"{page} has {len(descriptions)} meta descriptions"
+    assert len(descriptions[0]["content"]) >= 40, f"{page}: the description says too little"
+
+
+def test_the_module_index_is_one_flat_list(site):
+    # A collapsible group needs a toggle image, which is sized for no screen.
+    index = read(site, "py-modindex")
+    assert not index.select("img.toggler")
+    listed = {code.get_text() for code in index.select("table.modindextable code")}
+    assert {f"purenn.{module}" for module in MODULES} <= listed, listed

@@ -3,7 +3,7 @@
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.paths import site_pages
+from tests.paths import every_page
 
 # Besides the default rules, one axe still calls experimental: a control's name must contain
 # the words it shows, so that a reader can operate it by voice.
@@ -19,7 +19,7 @@ def axe() -> Axe:
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize("page", site_pages())
+@pytest.mark.parametrize("page", every_page())
 def test_no_accessibility_violations(visit, axe, page, mode):
     loaded = visit(f"{page}.html", mode=mode)
     assert loaded.page.evaluate("document.documentElement.dataset.theme") == mode

@@ -3,9 +3,10 @@
 import nbformat
 import pytest
 
-from tests.paths import DOCS, notebook_pages, site_pages
+from tests.paths import DOCS, every_page, notebook_pages, site_pages
 
 PAGES = site_pages()
+EVERY_PAGE = every_page()
 PHONE_WIDTH = 375
 
 
@@ -13,13 +14,13 @@ def html_path(page: str) -> str:
     return f"{page}.html"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", EVERY_PAGE)
 def test_page_loads_cleanly_and_stays_on_the_site(visit, page):
     loaded = visit(html_path(page), mode=None)
     assert loaded.problems() == []
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", EVERY_PAGE)
 def test_every_image_loads(visit, page):
     loaded = visit(html_path(page))
     # Lazy images only load near the viewport: scroll each into view first.
@@ -69,14 +70,14 @@ def test_math_is_rendered(visit, site, page):
     assert unrendered == []
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", EVERY_PAGE)
 def test_no_horizontal_overflow_on_a_phone(visit, page):
     loaded = visit(html_path(page), width=PHONE_WIDTH)
     scroll_width = loaded.page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= PHONE_WIDTH
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", EVERY_PAGE)
 def test_nothing_moves_while_the_page_loads(visit, page):
     loaded = visit(html_path(page), mode=None, width=PHONE_WIDTH)
     shifts = loaded.page.evaluate(
