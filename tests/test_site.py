@@ -205,3 +205,19 @@ def test_the_module_index_is_one_flat_list(site):
     assert not index.select("img.toggler")
     listed = {code.get_text() for code in index.select("table.modindextable code")}
     assert {f"purenn.{module}" for module in MODULES} <= listed, listed
+
+
+def test_every_icon_the_pages_use_is_drawn(site):
+    # An icon class without a shape in icons.css shows as a filled square.
+    icons_css = (DOCS / "_static" / "icons.css").read_text(encoding="utf8")
+    drawn = {
+        name
+        for selectors in re.findall(r"([^{}]+)\{ --jae-icon", icons_css)
+        for name in re.findall(r"\.(fa-[a-z0-9-]+)", selectors)
+    }
+    sizes = {"fa-lg", "fa-fw", "fa-solid", "fa-brands", "fa-regular"}
+    used = set()
+    for page in site.rglob("*.html"):
+        used.update(re.findall(r"\b(fa-[a-z0-9-]+)", page.read_text(encoding="utf8")))
+    assert drawn, "icons.css draws no icon: the pattern above no longer matches it"
+    assert sorted(used - sizes - drawn) == []
