@@ -24,6 +24,7 @@ extensions = [
     "lean_pages",
     "accessible_pages",
     "katex_math",
+    "diagrams",
     "notfound.extension",
 ]
 # Math is typeset during the build (docs/_ext/katex_math.py): pages ship no math script.
@@ -49,6 +50,15 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
 nb_kernel_rgx_aliases = {".*": "python3"}
+
+# --- Diagrams (docs/_ext/diagrams.py): Graphviz draws them at build time, as SVG --------------
+graphviz_output_format = "svg"
+graphviz_dot_args = [
+    "-Gbgcolor=transparent",
+    "-Gfontname=DejaVu Sans",
+    "-Nfontname=DejaVu Sans",
+    "-Efontname=DejaVu Sans",
+]
 
 # --- API reference ---------------------------------------------------------------------------
 autodoc_member_order = "bysource"
@@ -83,11 +93,15 @@ html_context = {
 }
 # The module index lists purenn's modules by their own names, in one flat list.
 modindex_common_prefix = ["purenn."]
+# The repository button links the site's source only where its address is known: set
+# JAX_DOCS_REPOSITORY_URL (say, in CI) to show it; unset, no page links a guessed address.
+REPOSITORY_URL = os.environ.get("JAX_DOCS_REPOSITORY_URL", "").strip()
 html_theme_options = {
-    "repository_url": "https://example.org/just-after-execution/site",
-    "repository_provider": "github",
-    "path_to_docs": "docs",
-    "use_repository_button": True,
+    **(
+        {"repository_url": REPOSITORY_URL, "path_to_docs": "docs", "use_repository_button": True}
+        if REPOSITORY_URL
+        else {"use_repository_button": False}
+    ),
     "use_download_button": True,
     "use_source_button": False,
     "use_issues_button": False,
