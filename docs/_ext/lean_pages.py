@@ -8,9 +8,11 @@
 - Script files run deferred, after the page is parsed, so none holds up the first paint. The
   exceptions: ``documentation_options.js``, which the inline settings after it extend, and
   the search page, whose own search scripts call ``doctools.js`` as soon as they load.
-- Stylesheets lose the rules whose classes or ids appear in no page and in no script (most of
-  Bootstrap's utilities, for one). Scripts are scanned word by word, so a class a script adds
-  at run time keeps its rules.
+- Stylesheets lose the selectors whose classes or ids appear in no page and in no script (most
+  of Bootstrap's utilities, for one). Scripts are scanned word by word, so a class a script
+  adds at run time keeps its rules. The stylesheets are read with a real CSS parser
+  (tinycss2), so a selector list is split only at its own commas, never at those inside
+  ``:is(...)`` or ``:not(...)``.
 """
 
 from __future__ import annotations
@@ -20,69 +22,98 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import tinycss2
 from sphinx.application import Sphinx
 from sphinx.builders.html._assets import _JavaScript
+from tinycss2.ast import Node, QualifiedRule
 
 THEME_STYLESHEET = Path("_static") / "styles" / "pydata-sphinx-theme.css"
 ICON_FONT_FOLDER = Path("_static") / "vendor" / "fontawesome"
-ICON_CLASS = re.compile(r"\.(?:fa|fas|fab|far|fa-[a-z0-9-]+)(?![a-z0-9-])")
+ICON_CLASSES = {"fa", "fas", "fab", "far"}
 IMG_WITHOUT_LOADING = re.compile(r"<img(?![^>]*\sloading=)")
-SELECTOR_NAME = re.compile(r"[.#]((?:\\.|[A-Za-z0-9_-])+)")
-COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-LICENSE_NOTICE = re.compile(r"/\*!.*?\*/", re.DOTALL)
-GROUPING_AT_RULES = ("@media", "@supports", "@layer", "@container")
+GROUPING_AT_RULES = {"media", "supports", "layer", "container"}
 NEEDED_BY_INLINE_SCRIPTS = {"_static/documentation_options.js"}
 
 
-def split_rules(css: str) -> list[str]:
-    """Split a stylesheet into its top-level rules and at-rules, keeping nested blocks whole."""
-    rules, depth, start, quote = [], 0, 0, ""
-    for index, char in enumerate(css):
-        if quote:
-            quote = "" if char == quote and css[index - 1] != "\\" else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                rules.append(css[start : index + 1])
-                start = index + 1
-        elif char == ";" and depth == 0:
-            rules.append(css[start : index + 1])
-            start = index + 1
-    rules.append(css[start:])
-    return rules
+def selectors_of(rule: QualifiedRule) -> list[list[Node]]:
+    """The selectors of a rule's selector list, split at its top-level commas only.
+
+    A comma inside ``:is(...)`` or ``:not(...)`` is part of a function token, not a separator.
+    """
+    selectors: list[list[Node]] = [[]]
+    for token in rule.prelude:
+        if token.type == "literal" and token.value == ",":
+            selectors.append([])
+        else:
+            selectors[-1].append(token)
+    return selectors
 
 
-def is_icon_font_rule(rule: str) -> bool:
+def names_in_selector(selector: list[Node]) -> set[str]:
+    """The classes and ids a selector requires, outside its functions (``:not()``, ``:is()``)."""
+    names = set()
+    for before, token in zip([None, *selector], selector, strict=False):
+        if token.type == "ident" and before is not None and before.type == "literal":
+            if before.value == ".":
+                names.add(token.value)
+        elif token.type == "hash" and token.is_identifier:
+            names.add(token.value)
+    return names
+
+
+def is_icon_font_rule(rule: Node) -> bool:
     """True for the icon font's own rules: its @font-face, and rules that only style icons."""
-    head = rule.split("{", 1)[0].strip()
-    if head.startswith("@font-face"):
-        return "Font Awesome" in rule
-    if head.startswith("@") or "{" not in rule:
+    if rule.type == "at-rule":
+        return rule.lower_at_keyword == "font-face" and "Font Awesome" in tinycss2.serialize(
+            rule.content or []
+        )
+    if rule.type != "qualified-rule":
         return False
-    selectors = [s.strip() for s in head.split(",")]
-    if all(ICON_CLASS.search(s) for s in selectors):
+    if all(
+        any(name in ICON_CLASSES or name.startswith("fa-") for name in names_in_selector(s))
+        for s in selectors_of(rule)
+    ):
         return True
-    body = rule.split("{", 1)[1]
+    declarations = [
+        node
+        for node in tinycss2.parse_blocks_contents(rule.content, skip_whitespace=True)
+        if node.type != "comment"
+    ]
     # Custom properties that exist only to feed the icon font.
-    return bool(re.fullmatch(r"\s*(--fa[\w-]*:[^;]*;?\s*)+}\s*", body))
+    return bool(declarations) and all(
+        node.type == "declaration" and node.name.startswith("--fa") for node in declarations
+    )
+
+
+def parse_rules(css: str | list[Node]) -> list[Node]:
+    """The rules of a stylesheet (or of a block's contents), comments and whitespace dropped."""
+    parse = tinycss2.parse_stylesheet if isinstance(css, str) else tinycss2.parse_rule_list
+    rules = parse(css, skip_comments=True, skip_whitespace=True)
+    if errors := [rule for rule in rules if rule.type == "error"]:
+        raise ValueError(
+            f"the stylesheet trim cannot parse this CSS ({errors[0].message}, line "
+            f"{errors[0].source_line}); fix the stylesheet, or exclude it from the trim"
+        )
+    return rules
 
 
 def trim_stylesheet(css: str, used: set[str], *, icon_font: bool = False) -> str:
     """Drop unused rules (and, with ``icon_font``, the icon font's) from ``css``.
 
-    Comments are removed first, since a rule's text is split at commas and braces and a
-    comment cut in two would swallow the rest of the file; license notices (``/*! ... */``)
-    are kept at the top.
+    License notices (``/*! ... */``) are kept, at the top; other comments are dropped.
+
+    >>> trim_stylesheet("a:is(.x, .y)::after, .gone { color: red }", {"x"})
+    'a:is(.x, .y)::after{ color: red }'
     """
-    notices = dict.fromkeys(LICENSE_NOTICE.findall(css))
-    rules = split_rules(COMMENT.sub("", css))
+    notices = [
+        f"/*{node.value}*/\n"
+        for node in tinycss2.parse_stylesheet(css)
+        if node.type == "comment" and node.value.startswith("!")
+    ]
+    rules = parse_rules(css)
     if icon_font:
         rules = [rule for rule in rules if not is_icon_font_rule(rule)]
-    return "".join(f"{notice}\n" for notice in notices) + purge_unused_rules("".join(rules), used)
+    return "".join(dict.fromkeys(notices)) + purge_unused_rules(rules, used)
 
 
 def names_in_use(outdir: Path) -> set[str]:
@@ -98,27 +129,24 @@ def names_in_use(outdir: Path) -> set[str]:
     return names
 
 
-def purge_unused_rules(css: str, used: set[str]) -> str:
-    """Drop the selectors of ``css`` that name a class or id outside ``used``."""
-
-    def selector_in_use(selector: str) -> bool:
-        selector = re.sub(r"\([^)]*\)", "", selector)  # the insides of :not(), :is(), ...
-        return all(name.replace("\\", "") in used for name in SELECTOR_NAME.findall(selector))
-
+def purge_unused_rules(rules: list[Node], used: set[str]) -> str:
+    """Serialize ``rules`` without the selectors that name a class or id outside ``used``."""
     kept = []
-    for rule in split_rules(css):
-        if "{" not in rule:
-            kept.append(rule)
-            continue
-        head, body = rule.split("{", 1)
-        if head.strip().startswith(GROUPING_AT_RULES):
-            inner = purge_unused_rules(body.rsplit("}", 1)[0], used)
-            if inner.strip():
-                kept.append(f"{head}{{{inner}}}")
-        elif head.strip().startswith("@"):
-            kept.append(rule)
-        elif selectors := [s for s in head.split(",") if selector_in_use(s)]:
-            kept.append(",".join(selectors) + "{" + body)
+    for rule in rules:
+        if rule.type == "at-rule" and rule.lower_at_keyword in GROUPING_AT_RULES and rule.content:
+            inner = purge_unused_rules(parse_rules(rule.content), used)
+            if inner:
+                kept.append(f"@{rule.at_keyword}{tinycss2.serialize(rule.prelude)}{{{inner}}}")
+        elif rule.type == "qualified-rule":
+            selectors = [
+                tinycss2.serialize(selector).strip()
+                for selector in selectors_of(rule)
+                if names_in_selector(selector) <= used
+            ]
+            if selectors:
+                kept.append(",".join(selectors) + "{" + tinycss2.serialize(rule.content) + "}")
+        else:
+            kept.append(rule.serialize())
     return "".join(kept)
 
 
