@@ -28,3 +28,11 @@ GENERATED_PAGES = ["404", "genindex", "py-modindex", "search"]
 def every_page() -> list[str]:
     """The pages from docs/ and the ones Sphinx generates: all that a reader can land on."""
     return site_pages() + GENERATED_PAGES
+
+
+TEACHING_PARTS = ("intro", "transforms", "nn", "science")
+
+
+def teaching_pages() -> list[str]:
+    """The lessons: every page of the parts that teach (not the map, not the reference)."""
+    return [p for p in site_pages() if p.split("/")[0] in TEACHING_PARTS]

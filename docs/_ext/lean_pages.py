@@ -97,9 +97,10 @@ def parse_rules(css: str | list[Node]) -> list[Node]:
     return rules
 
 
-def trim_stylesheet(css: str, used: set[str], *, icon_font: bool = False) -> str:
+def trim_stylesheet(css: str, used: set[str] | None, *, icon_font: bool = False) -> str:
     """Drop unused rules (and, with ``icon_font``, the icon font's) from ``css``.
 
+    With ``used`` None, every rule counts as used: only the icon font's rules go.
     License notices (``/*! ... */``) are kept, at the top; other comments are dropped.
 
     >>> trim_stylesheet("a:is(.x, .y)::after, .gone { color: red }", {"x"})
@@ -129,7 +130,7 @@ def names_in_use(outdir: Path) -> set[str]:
     return names
 
 
-def purge_unused_rules(rules: list[Node], used: set[str]) -> str:
+def purge_unused_rules(rules: list[Node], used: set[str] | None) -> str:
     """Serialize ``rules`` without the selectors that name a class or id outside ``used``."""
     kept = []
     for rule in rules:
@@ -141,7 +142,7 @@ def purge_unused_rules(rules: list[Node], used: set[str]) -> str:
             selectors = [
                 tinycss2.serialize(selector).strip()
                 for selector in selectors_of(rule)
-                if names_in_selector(selector) <= used
+                if used is None or names_in_selector(selector) <= used
             ]
             if selectors:
                 kept.append(",".join(selectors) + "{" + tinycss2.serialize(rule.content) + "}")
@@ -150,20 +151,38 @@ def purge_unused_rules(rules: list[Node], used: set[str]) -> str:
     return "".join(kept)
 
 
+def untrimmed_stylesheets(outdir: Path) -> Path:
+    """Where the build keeps the stylesheets as they were before the trim, beside the site.
+
+    They have lost only the icon font's rules; the browser tests lay every page out with these
+    and with the trimmed ones, and compare.
+
+    >>> untrimmed_stylesheets(Path("_build/html")).as_posix()
+    '_build/html-untrimmed-css'
+    """
+    return outdir.with_name(f"{outdir.name}-untrimmed-css")
+
+
 def trim_theme_assets(app: Sphinx, exception: Exception | None) -> None:
     """After an HTML build, drop the icon font and every unused rule from the stylesheets.
 
     Every build starts from the original stylesheets (see forget_trimmed_stylesheets), so a
-    page added later gets the rules it needs.
+    page added later gets the rules it needs. The originals are kept beside the site (see
+    untrimmed_stylesheets), out of what is published.
     """
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
     shutil.rmtree(outdir / ICON_FONT_FOLDER, ignore_errors=True)
     used = names_in_use(outdir)
+    originals = untrimmed_stylesheets(outdir)
+    shutil.rmtree(originals, ignore_errors=True)
     for stylesheet in (outdir / "_static").rglob("*.css"):
         css = stylesheet.read_text(encoding="utf8")
         is_theme = stylesheet == outdir / THEME_STYLESHEET
+        original = originals / stylesheet.relative_to(outdir / "_static")
+        original.parent.mkdir(parents=True, exist_ok=True)
+        original.write_text(trim_stylesheet(css, None, icon_font=is_theme), encoding="utf8")
         stylesheet.write_text(trim_stylesheet(css, used, icon_font=is_theme), encoding="utf8")
 
 

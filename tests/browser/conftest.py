@@ -8,6 +8,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -88,16 +89,33 @@ def _open_context(browser: Browser, mode: str | None, width: int) -> BrowserCont
 def visit(browser, base_url) -> Iterator:
     contexts: list[BrowserContext] = []
 
-    def open_page(path: str, *, mode: str | None = "light", width: int = 1280) -> Visit:
-        """Load ``path``; ``mode=None`` is a first-time reader who never chose a colour mode."""
+    def open_page(
+        path: str,
+        *,
+        mode: str | None = "light",
+        width: int = 1280,
+        stylesheets: Path | None = None,
+    ) -> Visit:
+        """Load ``path``; ``mode=None`` is a first-time reader who never chose a colour mode.
+
+        With ``stylesheets``, each stylesheet of the site is served from that folder instead
+        (a copy of ``_static`` with the same names), and everything else from the site.
+        """
         context = _open_context(browser, mode, width)
         contexts.append(context)
         page = context.new_page()
         record = Visit(page)
 
         def stay_on_this_machine(route, request: Request) -> None:
-            host = urlparse(request.url).hostname
-            if request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            url = urlparse(request.url)
+            replacement = (
+                stylesheets / url.path.split("/_static/", 1)[1]
+                if stylesheets is not None and "/_static/" in url.path
+                else None
+            )
+            if replacement is not None and url.path.endswith(".css") and replacement.is_file():
+                route.fulfill(path=str(replacement), content_type="text/css")
+            elif request.url.startswith(("data:", "blob:")) or url.hostname == "127.0.0.1":
                 route.continue_()
             else:
                 record.blocked_requests.append(request.url)
