@@ -3,7 +3,8 @@
 - The theme's stylesheet embeds an icon web font and ~4,000 icon rules; the site draws the
   few icons it shows itself (``_static/icons.css``), so those rules and fonts are removed from
   the built stylesheet.
-- sphinx-design's stylesheet and script are only linked from pages that use its components.
+- sphinx-design's stylesheet and script are only linked from pages that use its components,
+  and Graphviz's stylesheet only from pages with a diagram.
 - Images in cell outputs load lazily, so a page with many figures costs little until read.
 - Script files run deferred, after the page is parsed, so none holds up the first paint. The
   exceptions: ``documentation_options.js``, which the inline settings after it extend, and
@@ -201,13 +202,15 @@ def forget_trimmed_stylesheets(app: Sphinx) -> None:
 def trim_page(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Unlink sphinx-design from pages without its components; defer scripts; lazy images."""
+    """Unlink what a page does not use (sphinx-design, Graphviz); defer scripts; lazy images."""
     body = context.get("body", "")
     # In place: these lists are the builder's own, which it restores after each page.
     css_files, script_files = context.get("css_files", []), context.get("script_files", [])
     if "sd-" not in body:
         css_files[:] = [css for css in css_files if "sphinx-design" not in str(css)]
         script_files[:] = [js for js in script_files if "design-tabs" not in str(js)]
+    if 'class="graphviz' not in body:
+        css_files[:] = [css for css in css_files if "graphviz.css" not in str(css)]
     if templatename != "search.html":
         script_files[:] = [deferred(js) for js in script_files]
     if body:
