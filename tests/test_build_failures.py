@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 
 from tests.paths import ROOT
 
@@ -134,3 +135,27 @@ def test_doctest_builder_fails_on_a_wrong_example(tmp_path, example, passes):
     page = f"# Examples\n\n```{{doctest}}\n{example}\n```\n"
     result = build(tmp_path, {"examples": page}, builder="doctest", JAX_DOCS_EXECUTION="off")
     assert (result.returncode == 0) == passes, result.stdout + result.stderr
+
+
+def test_a_diagram_without_alt_text_fails_the_build_naming_the_page(tmp_path):
+    page = "# Diagram\n\n```{graphviz}\ndigraph { traced -> compiled }\n```\n"
+    result = build(tmp_path, {"diagram_page": page})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "diagram_page.md" in output
+    assert "no alt text" in output
+
+
+def test_a_diagram_is_drawn_as_an_image_named_by_its_alt_text(tmp_path):
+    page = (
+        "# Diagram\n\n```{graphviz}\n:alt: A traced program handed to the compiler.\n"
+        "digraph { traced -> compiled }\n```\n"
+    )
+    result = build(tmp_path, {"diagram_page": page})
+    assert result.returncode == 0, result.stdout + result.stderr
+    html = (tmp_path / "out" / "diagram_page.html").read_text(encoding="utf8")
+    (diagram,) = BeautifulSoup(html, "html.parser").select("img.graphviz")
+    assert diagram["src"].startswith("_images/graphviz-") and diagram["src"].endswith(".svg")
+    assert diagram["alt"] == "A traced program handed to the compiler."
+    drawn = next((tmp_path / "out" / "_images").glob("graphviz-*.svg")).read_text()
+    assert "traced" in drawn and "compiled" in drawn
