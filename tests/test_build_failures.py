@@ -159,3 +159,35 @@ def test_a_diagram_is_drawn_as_an_image_named_by_its_alt_text(tmp_path):
     assert diagram["alt"] == "A traced program handed to the compiler."
     drawn = next((tmp_path / "out" / "_images").glob("graphviz-*.svg")).read_text()
     assert "traced" in drawn and "compiled" in drawn
+
+
+def test_a_wrong_solution_fails_the_build_naming_page_and_cell(tmp_path):
+    page = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Exercises
+
+        ````{exercise} Square it
+        :label: square-it
+
+        Write `square(v)`.
+        ````
+
+        ````{solution-start} square-it
+        :class: dropdown
+        ````
+
+        ```{code-cell} ipython3
+        def square(v):
+            return 2 * v
+
+        assert square(3) == 9, "square(3) should be 9"
+        ```
+
+        ````{solution-end}
+        ````
+        """)
+    result = build(tmp_path, {"exercise_page": page})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "exercise_page.md" in output
+    assert "assert square(3) == 9" in output  # the cell's source
+    assert "square(3) should be 9" in output
