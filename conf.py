@@ -20,6 +20,8 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_design",
     "sphinx_copybutton",
+    "sphinx_exercise",
+    "sphinx_togglebutton",
     "live_execution",
     "lean_pages",
     "accessible_pages",
@@ -59,6 +61,13 @@ graphviz_dot_args = [
     "-Nfontname=DejaVu Sans",
     "-Efontname=DejaVu Sans",
 ]
+
+# --- Exercises ------------------------------------------------------------------------------
+# sphinx-exercise numbers each exercise and links its solution to it; the solution's cells run
+# with the page. A solution with `:class: dropdown` stays folded (sphinx-togglebutton) until
+# the reader opens it.
+togglebutton_hint = "Show the solution"
+togglebutton_hint_hide = "Hide the solution"
 
 # --- API reference ---------------------------------------------------------------------------
 autodoc_member_order = "bysource"
