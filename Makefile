@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 .PHONY: html test doctest pytest livehtml bench lint lock clean
 
 html: $(STAMP)
+	@command -v dot >/dev/null || { echo "make html: Graphviz's dot is missing; it draws the" \
+		"site's diagrams during the build. Install it (Debian: apt-get install graphviz)." >&2; \
+		exit 1; }
 	$(SPHINX) -b html _build/html $(SPHINXOPTS)
 	@echo "Built the site: open _build/html/index.html"
 
