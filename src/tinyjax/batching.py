@@ -171,8 +171,8 @@ def _check_in_axes(in_axes: Any, args: list[Any]) -> tuple[list[int | None], int
     return axes, next(iter(sizes.values()))
 
 
-def _elementwise(primitive: Primitive) -> Callable[..., tuple[Any, int]]:
-    def rule(size: int, values: list[Any], batch_axes: list[int | None]) -> tuple[Any, int]:
+def _elementwise(primitive):
+    def rule(size, values, batch_axes):
         if len(set(batch_axes)) == 1:  # all batched along one axis: nothing to move
             return primitive.bind(*values), batch_axes[0]
         fronted = map(move_batch_axis_to_front, values, batch_axes, [size] * len(values))
@@ -181,52 +181,27 @@ def _elementwise(primitive: Primitive) -> Callable[..., tuple[Any, int]]:
     return rule
 
 
-def _reduce_sum(
-    size: int, values: list[Any], batch_axes: list[int | None], *, axes: tuple[int, ...]
-) -> tuple[Any, int]:
+def _reduce_sum(size, values, batch_axes, *, axes):
     (x,), (batch_axis,) = values, batch_axes
     # Example axis a is axis a of the batch if it comes before the batch axis, else a + 1.
     summed = tuple(a + (a >= batch_axis) for a in axes)
     return ops.reduce_sum_p.bind(x, axes=summed), batch_axis - sum(a < batch_axis for a in axes)
 
 
-def _broadcast(
-    size: int,
-    values: list[Any],
-    batch_axes: list[int | None],
-    *,
-    shape: tuple[int, ...],
-    axes: tuple[int, ...],
-) -> tuple[Any, int]:
+def _broadcast(size, values, batch_axes, *, shape, axes):
     x = move_batch_axis_to_front(values[0], batch_axes[0], size)
     return ops.broadcast_p.bind(x, shape=(size, *shape), axes=(0, *(a + 1 for a in axes))), 0
 
 
-def _transpose(
-    size: int, values: list[Any], batch_axes: list[int | None], *, perm: tuple[int, ...]
-) -> tuple[Any, int]:
+def _transpose(size, values, batch_axes, *, perm):
     x = move_batch_axis_to_front(values[0], batch_axes[0], size)
     return ops.transpose_p.bind(x, perm=(0, *(p + 1 for p in perm))), 0
 
 
-#: The batching rule of each primitive:
-#: ``rule(size, values, batch_axes, **params) -> (out, out_batch_axis)``.
+# The batching rule of each primitive:
+# ``rule(size, values, batch_axes, **params) -> (out, out_batch_axis)``.
 BATCH_RULES: dict[Primitive, Callable[..., tuple[Any, int]]] = {
-    **{
-        p: _elementwise(p)
-        for p in (
-            ops.add_p,
-            ops.mul_p,
-            ops.neg_p,
-            ops.sin_p,
-            ops.cos_p,
-            ops.exp_p,
-            ops.log_p,
-            ops.max_p,
-            ops.greater_p,
-            ops.select_p,
-        )
-    },
+    **{p: _elementwise(p) for p in ops.ELEMENTWISE},
     ops.reduce_sum_p: _reduce_sum,
     ops.broadcast_p: _broadcast,
     ops.transpose_p: _transpose,

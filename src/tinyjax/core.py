@@ -234,7 +234,8 @@ class Tracer:
         return _ops.add(other, self)
 
     def __sub__(self, other: Any) -> Any:
-        return _ops.add(self, _ops.neg(other))
+        # A Python number stays one, so that add gives it this tracer's shape.
+        return _ops.add(self, -other if isinstance(other, int | float) else _ops.neg(other))
 
     def __rsub__(self, other: Any) -> Any:
         return _ops.add(other, _ops.neg(self))

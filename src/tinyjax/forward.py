@@ -163,7 +163,7 @@ def _select(primals: list[Any], tangents: list[Any]) -> tuple[Any, Any]:
     return ops.select(*primals), ops.select(pred, tangents[1], tangents[2])
 
 
-#: The jvp rule of each primitive: ``rule(primals, tangents, **params) -> (out, tangent)``.
+# The jvp rule of each primitive: ``rule(primals, tangents, **params) -> (out, tangent)``.
 JVP_RULES: dict[Primitive, Callable[..., tuple[Any, Any]]] = {
     ops.add_p: _linear(ops.add_p),
     ops.mul_p: _mul,

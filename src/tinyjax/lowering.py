@@ -28,7 +28,7 @@ from tinyjax.core import (
 )
 from tinyjax.ir import Program, eval_program, make_program
 
-#: The ``jax.lax`` call that each primitive lowers to: ``rule(*operands, **params)``.
+# The ``jax.lax`` call that each primitive lowers to: ``rule(*operands, **params)``.
 LOWERINGS: dict[Primitive, Callable[..., Any]] = {
     ops.add_p: lax.add,
     ops.mul_p: lax.mul,

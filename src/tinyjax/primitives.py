@@ -16,12 +16,12 @@ from tinyjax.core import Primitive, ShapedArray, aval_of
 from tinyjax.errors import ShapeError
 
 
-def _same_as_input(x: ShapedArray) -> ShapedArray:
+def _same_as_input(x):
     return x
 
 
-def _binary_shape(name: str, out_dtype: Any = None) -> Any:
-    def rule(x: ShapedArray, y: ShapedArray) -> ShapedArray:
+def _binary_shape(name, out_dtype=None):
+    def rule(x, y):
         if x != y:
             raise ShapeError(
                 f"{name} needs operands of one shape and dtype, got {x} and {y}; "
@@ -32,7 +32,7 @@ def _binary_shape(name: str, out_dtype: Any = None) -> Any:
     return rule
 
 
-def _select_shape(pred: ShapedArray, on_true: ShapedArray, on_false: ShapedArray) -> ShapedArray:
+def _select_shape(pred, on_true, on_false):
     if pred.dtype != np.bool_ or pred.shape != on_true.shape or on_true != on_false:
         raise ShapeError(
             f"select needs a bool predicate and two branches of one shape, got {pred}, "
@@ -41,19 +41,16 @@ def _select_shape(pred: ShapedArray, on_true: ShapedArray, on_false: ShapedArray
     return on_true
 
 
-def _reduce_sum_shape(x: ShapedArray, *, axes: tuple[int, ...]) -> ShapedArray:
+def _reduce_sum_shape(x, *, axes):
     if len(set(axes)) != len(axes) or not all(0 <= axis < x.ndim for axis in axes):
         raise ShapeError(f"reduce_sum got axes={axes} for an operand {x}; name each axis once.")
     return ShapedArray(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
 
 
-def _broadcast_shape(
-    x: ShapedArray, *, shape: tuple[int, ...], axes: tuple[int, ...]
-) -> ShapedArray:
-    fits = len(axes) == x.ndim and all(a < b for a, b in zip(axes, axes[1:], strict=False))
-    if not fits or not all(
-        0 <= a < len(shape) and shape[a] == x.shape[i] for i, a in enumerate(axes)
-    ):
+def _broadcast_shape(x, *, shape, axes):
+    increasing = all(a < b for a, b in zip(axes, axes[1:], strict=False))
+    fits = all(0 <= a < len(shape) and shape[a] == d for a, d in zip(axes, x.shape, strict=True))
+    if len(axes) != x.ndim or not (increasing and fits):
         raise ShapeError(
             f"broadcast cannot place {x} at axes={axes} of shape {shape}; give one increasing "
             "output axis per input axis, of the same size."
@@ -61,13 +58,13 @@ def _broadcast_shape(
     return ShapedArray(shape, x.dtype)
 
 
-def _transpose_shape(x: ShapedArray, *, perm: tuple[int, ...]) -> ShapedArray:
+def _transpose_shape(x, *, perm):
     if sorted(perm) != list(range(x.ndim)):
         raise ShapeError(f"transpose got perm={perm} for {x}; give each axis exactly once.")
     return ShapedArray(tuple(x.shape[p] for p in perm), x.dtype)
 
 
-def _broadcast_impl(x: Any, *, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+def _broadcast_impl(x, *, shape, axes):
     new_axes = tuple(i for i in range(len(shape)) if i not in axes)
     return np.broadcast_to(np.expand_dims(x, new_axes), shape)
 
@@ -86,25 +83,13 @@ reduce_sum_p = Primitive("reduce_sum", lambda x, *, axes: np.sum(x, axis=axes), 
 broadcast_p = Primitive("broadcast", _broadcast_impl, _broadcast_shape)
 transpose_p = Primitive("transpose", lambda x, *, perm: np.transpose(x, perm), _transpose_shape)
 
-#: Every primitive, in the order the reference pages list them.
-PRIMITIVES = (
-    add_p,
-    mul_p,
-    neg_p,
-    sin_p,
-    cos_p,
-    exp_p,
-    log_p,
-    max_p,
-    greater_p,
-    select_p,
-    reduce_sum_p,
-    broadcast_p,
-    transpose_p,
-)
+#: Every primitive, in the order defined above.
+PRIMITIVES = tuple(value for value in dict(globals()).values() if isinstance(value, Primitive))
+#: The elementwise primitives: all operands and the output have one shape.
+ELEMENTWISE = PRIMITIVES[:10]
 
 
-def _pair(x: Any, y: Any) -> tuple[Any, Any]:
+def _pair(x, y):
     # A Python number takes the other operand's shape and dtype, so `2.0 * x` just works.
     if isinstance(x, int | float) and not isinstance(y, int | float):
         x = np.full(aval_of(y).shape, x, aval_of(y).dtype)

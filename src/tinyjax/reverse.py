@@ -168,42 +168,37 @@ def grad(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
     return gradient
 
 
-def _only_linear(*operands: Any) -> list[bool]:
+def _only_linear(*operands):
     return [isinstance(x, LinearInput) for x in operands]
 
 
-def _mul(ct: Any, x: Any, y: Any) -> tuple[Any, Any]:
+def _mul(ct, x, y):
     # The program is linear: exactly one operand depends on the inputs.
     return (ops.mul(ct, y), None) if isinstance(x, LinearInput) else (None, ops.mul(x, ct))
 
 
-def _select(ct: Any, pred: Any, on_true: Any, on_false: Any) -> tuple[Any, Any, Any]:
+def _select(ct, pred, on_true, on_false):
     zeros = zeros_like(ct)
     true_linear, false_linear = _only_linear(on_true, on_false)
-    return (
-        None,
-        ops.select(pred, ct, zeros) if true_linear else None,
-        ops.select(pred, zeros, ct) if false_linear else None,
-    )
+    on_true_ct = ops.select(pred, ct, zeros) if true_linear else None
+    return None, on_true_ct, ops.select(pred, zeros, ct) if false_linear else None
 
 
-def _reduce_sum(ct: Any, x: LinearInput, *, axes: tuple[int, ...]) -> tuple[Any]:
+def _reduce_sum(ct, x, *, axes):
     kept = tuple(i for i in range(x.aval.ndim) if i not in axes)
     return (ops.broadcast(ct, x.aval.shape, kept),)
 
 
-def _broadcast(
-    ct: Any, x: LinearInput, *, shape: tuple[int, ...], axes: tuple[int, ...]
-) -> tuple[Any]:
+def _broadcast(ct, x, *, shape, axes):
     return (ops.reduce_sum(ct, tuple(i for i in range(len(shape)) if i not in axes)),)
 
 
-def _transpose(ct: Any, x: LinearInput, *, perm: tuple[int, ...]) -> tuple[Any]:
+def _transpose(ct, x, *, perm):
     return (ops.transpose(ct, tuple(int(i) for i in np.argsort(perm))),)
 
 
-#: The transpose rule of each linear primitive: ``rule(cotangent, *operands, **params)``
-#: returns one cotangent per operand (``None`` for one that is not a :class:`LinearInput`).
+# The transpose rule of each linear primitive: ``rule(cotangent, *operands, **params)``
+# returns one cotangent per operand (``None`` for one that is not a :class:`LinearInput`).
 TRANSPOSE_RULES: dict[Primitive, Callable[..., tuple[Any, ...]]] = {
     ops.add_p: lambda ct, x, y: (ct, ct),
     ops.neg_p: lambda ct, x: (ops.neg(ct),),
