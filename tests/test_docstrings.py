@@ -1,4 +1,4 @@
-"""Every public name of purenn carries a runnable example (run by `make doctest`)."""
+"""Every public name of purenn and tinyjax carries a runnable example (run by `make doctest`)."""
 
 import importlib
 import inspect
@@ -8,22 +8,22 @@ from collections.abc import Iterator
 import pytest
 
 import purenn
+import tinyjax
 
-MODULES = sorted(
-    module.name
-    for module in pkgutil.iter_modules(purenn.__path__)
-    if not module.name.startswith("_")
-)
+PACKAGES = [purenn, tinyjax]
 
 
 def public_names() -> Iterator[tuple[str, object]]:
-    for module_name in MODULES:
-        module = importlib.import_module(f"purenn.{module_name}")
-        for name, obj in vars(module).items():
-            defined_here = getattr(obj, "__module__", None) == module.__name__
-            is_api = inspect.isfunction(obj) or inspect.isclass(obj)
-            if defined_here and is_api and not name.startswith("_"):
-                yield f"purenn.{module_name}.{name}", obj
+    for package in PACKAGES:
+        for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if module_info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            for name, obj in vars(module).items():
+                defined_here = getattr(obj, "__module__", None) == module.__name__
+                is_api = inspect.isfunction(obj) or inspect.isclass(obj)
+                if defined_here and is_api and not name.startswith("_"):
+                    yield f"{module.__name__}.{name}", obj
 
 
 @pytest.mark.parametrize(("name", "obj"), list(public_names()), ids=lambda v: str(v))
@@ -31,5 +31,6 @@ def test_public_name_has_a_doctest_example(name, obj):
     assert ">>>" in (inspect.getdoc(obj) or ""), f"{name} has no >>> example"
 
 
-def test_the_package_docstring_has_an_example():
-    assert ">>>" in purenn.__doc__
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_the_package_docstring_has_an_example(package):
+    assert ">>>" in package.__doc__
