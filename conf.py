@@ -95,13 +95,16 @@ html_context = {
     # its own in its front matter.
     "generated_page_descriptions": {
         "genindex": "Index of every function, class and term on Just After eXecution.",
-        "py-modindex": "Every module of purenn, the library every page of the site runs against.",
+        "py-modindex": (
+            "Every module of purenn, the library the site's pages run against, and of tinyjax,"
+            " the small JAX built from scratch."
+        ),
         "search": "Search Just After eXecution: JAX's transforms, networks as functions, purenn.",
         "404": "No page of Just After eXecution is at this address; the site map lists them all.",
     },
 }
-# The module index lists purenn's modules by their own names, in one flat list.
-modindex_common_prefix = ["purenn."]
+# The module index lists the modules of purenn and tinyjax by their own names, in one flat list.
+modindex_common_prefix = ["purenn.", "tinyjax."]
 # The repository button links the site's source only where its address is known: set
 # JAX_DOCS_REPOSITORY_URL (say, in CI) to show it; unset, no page links a guessed address.
 REPOSITORY_URL = os.environ.get("JAX_DOCS_REPOSITORY_URL", "").strip()

@@ -12,18 +12,23 @@ import tinyjax
 
 PACKAGES = [purenn, tinyjax]
 
+# Every public module of the packages, by qualified name (``purenn.layers``, ``tinyjax.core``).
+MODULES = [
+    f"{package.__name__}.{module.name}"
+    for package in PACKAGES
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+    if not module.name.startswith("_")
+]
+
 
 def public_names() -> Iterator[tuple[str, object]]:
-    for package in PACKAGES:
-        for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if module_info.name.startswith("_"):
-                continue
-            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
-            for name, obj in vars(module).items():
-                defined_here = getattr(obj, "__module__", None) == module.__name__
-                is_api = inspect.isfunction(obj) or inspect.isclass(obj)
-                if defined_here and is_api and not name.startswith("_"):
-                    yield f"{module.__name__}.{name}", obj
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            defined_here = getattr(obj, "__module__", None) == module.__name__
+            is_api = inspect.isfunction(obj) or inspect.isclass(obj)
+            if defined_here and is_api and not name.startswith("_"):
+                yield f"{module.__name__}.{name}", obj
 
 
 @pytest.mark.parametrize(("name", "obj"), list(public_names()), ids=lambda v: str(v))

@@ -70,7 +70,8 @@ def test_every_error_shown_is_the_one_its_cell_names(site, page):
         declared = cell.metadata.get("raises")
         assert declared, f"{page}: {first_line!r} is tagged {RAISES_TAG} but names no `raises`"
         expected = resolve(declared).__name__
-        assert error_names(cell) == [expected], f"{page}: {first_line!r} raised {error_names(cell)}"
+        raised = error_names(cell)
+        assert raised == [expected], f"{page}: {first_line!r} raised {raised}, not {expected}"
         output = div.select_one("div.cell_output")
         assert output is not None and f"{expected}:" in output.get_text(), (
             f"{page}: {first_line!r} does not show {expected} to the reader"

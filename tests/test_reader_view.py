@@ -29,6 +29,11 @@ DIAGRAM_PAGES = {
     "transforms/grad": "jvp as a column, vjp as a row",
     "nn/build-your-own-transform": "the frame stack",
     "nn/multi-process": "processes, devices and the coordinator",
+    "core/pytrees": "a network's parameters as a tree",
+    "core/random": "split as a chain, fold_in as a fan",
+    "core/control-flow": "scan's carry from one step to the next",
+    "core/sharp-bits": "asynchronous dispatch",
+    "core/debugging": "a debug callback from device to host",
 }
 
 

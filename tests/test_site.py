@@ -178,18 +178,27 @@ def test_trimmed_stylesheets_are_well_formed(site):
         assert css.count("{") == css.count("}"), f"{stylesheet.name}: braces do not balance"
 
 
+# Each package's reference: an overview page, and a page per module in the folder beside it.
+API_OVERVIEW = {"purenn": "reference/api", "tinyjax": "reference/tinyjax"}
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_has_an_api_page_listing_its_public_names(site, module):
-    page = read(site, f"reference/api/{module}")
-    assert page.find(id=f"module-purenn.{module}"), f"reference/api/{module} documents no module"
+    package, _, short_name = module.partition(".")
+    overview_page = API_OVERVIEW[package]
+    page_name = f"{overview_page}/{short_name}"
+    page = read(site, page_name)
+    assert page.find(id=f"module-{module}"), f"{page_name} documents no module"
     missing = [
         name
         for name, _ in public_names()
-        if name.startswith(f"purenn.{module}.") and page.find(id=name) is None
+        if name.startswith(f"{module}.") and page.find(id=name) is None
     ]
-    assert not missing, f"reference/api/{module} leaves out {missing}"
-    overview = read(site, "reference/api")
-    assert overview.find("a", href=re.compile(rf"^api/{module}\.html")), "not linked from the API"
+    assert not missing, f"{page_name} leaves out {missing}"
+    overview = read(site, overview_page)
+    folder = overview_page.rsplit("/", 1)[1]
+    linked = overview.find("a", href=re.compile(rf"^{folder}/{short_name}\.html"))
+    assert linked, f"{page_name} is not linked from {overview_page}"
 
 
 @pytest.mark.parametrize("page", every_page())
@@ -204,7 +213,7 @@ def test_the_module_index_is_one_flat_list(site):
     index = read(site, "py-modindex")
     assert not index.select("img.toggler")
     listed = {code.get_text() for code in index.select("table.modindextable code")}
-    assert {f"purenn.{module}" for module in MODULES} <= listed, listed
+    assert set(MODULES) <= listed, listed
 
 
 def test_every_icon_the_pages_use_is_drawn(site):
