@@ -2,10 +2,10 @@
 
 jupyter-cache keys a page's cached outputs on its code cells and kernelspec only, so by
 itself it would keep showing outputs computed by an older ``purenn`` or an older lock. This
-extension adds a fingerprint of the library sources and of the lock to each page's kernelspec
-(a page that does not import ``purenn`` gets the lock's fingerprint only), and tells Sphinx to
-re-read exactly the pages whose fingerprint changed. It also publishes each executed notebook
-as the page's ``.ipynb`` download.
+extension adds to each page's kernelspec a fingerprint of the lock and of the sources of each
+package in ``src/`` that the page imports (``purenn``, ``tinyjax``; a page that imports none
+gets the lock's alone), and tells Sphinx to re-read exactly the pages whose fingerprint
+changed. It also publishes each executed notebook as the page's ``.ipynb`` download.
 """
 
 from __future__ import annotations
@@ -24,28 +24,43 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-IMPORTS_PURENN = re.compile(r"^\s*(?:import purenn|from purenn[\s.])", re.MULTILINE)
 FRONT_MATTER = re.compile(r"\A---\n(.*?\n)---\n", re.DOTALL)
 
 
+def fingerprint(root: Path, files: list[Path]) -> str:
+    """A short digest of some files' paths and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def execution_keys(root: Path) -> dict[str, str]:
-    """Fingerprints of the lock alone and of the lock plus the library sources."""
-    lock = [root / "requirements.lock"]
-    library = [p for p in (root / "src").rglob("*.py") if "__pycache__" not in p.parts]
-    keys = {}
-    for name, files in (("lock", lock), ("library", lock + library)):
-        digest = hashlib.sha256()
-        for path in sorted(files):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-        keys[name] = digest.hexdigest()[:16]
+    """Fingerprints of the lock (``"lock"``) and of each package in ``src/``, by its name."""
+    keys = {"lock": fingerprint(root, [root / "requirements.lock"])}
+    for package in sorted(p.parent for p in (root / "src").glob("*/__init__.py")):
+        sources = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
+        keys[package.name] = fingerprint(root, sources)
     return keys
 
 
+def imports(page_source: str, package: str) -> bool:
+    """Whether a page's source imports ``package`` (``import x``, ``from x import``...)."""
+    return (
+        re.search(rf"^\s*(?:import {package}\b|from {package}[\s.])", page_source, re.M)
+        is not None
+    )
+
+
 def expected_key(app: Sphinx, page_source: str) -> str:
-    """The execution key a page should carry, given whether it imports ``purenn``."""
+    """The execution key a page should carry: the lock's, plus each package it imports."""
     keys = app.config.live_execution_keys
-    return keys["library" if IMPORTS_PURENN.search(page_source) else "lock"]
+    imported = [name for name in sorted(keys) if name != "lock" and imports(page_source, name)]
+    if not imported:
+        return keys["lock"]
+    combined = "".join([keys["lock"], *(keys[name] for name in imported)])
+    return hashlib.sha256(combined.encode()).hexdigest()[:16]
 
 
 def stamp_kernelspec(app: Sphinx, docname: str, source: list[str]) -> None:

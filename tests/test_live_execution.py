@@ -1,0 +1,55 @@
+"""The execution key: a page re-runs when the lock or a package it imports changes, not others."""
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+from tests.paths import ROOT
+
+spec = importlib.util.spec_from_file_location(
+    "live_execution", ROOT / "docs" / "_ext" / "live_execution.py"
+)
+live_execution = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(live_execution)
+
+
+def make_root(tmp_path: Path) -> Path:
+    (tmp_path / "requirements.lock").write_text("jax==0.10.2\n")
+    for package in ("purenn", "tinyjax"):
+        (tmp_path / "src" / package).mkdir(parents=True)
+        (tmp_path / "src" / package / "__init__.py").write_text(f'"""{package}"""\n')
+    return tmp_path
+
+
+def key_of(root: Path, page: str) -> str:
+    app = SimpleNamespace(
+        config=SimpleNamespace(live_execution_keys=live_execution.execution_keys(root))
+    )
+    return live_execution.expected_key(app, page)
+
+
+PLAIN = "import jax\n"
+USES_PURENN = "import jax\nfrom purenn.layers import dense\n"
+USES_TINYJAX = "import tinyjax as tj\n"
+
+
+def test_each_package_in_src_gets_a_fingerprint(tmp_path):
+    assert set(live_execution.execution_keys(make_root(tmp_path))) == {"lock", "purenn", "tinyjax"}
+
+
+def test_a_page_reruns_only_for_the_lock_and_the_packages_it_imports(tmp_path):
+    root = make_root(tmp_path)
+    before = {page: key_of(root, page) for page in (PLAIN, USES_PURENN, USES_TINYJAX)}
+    (root / "src" / "tinyjax" / "core.py").write_text("x = 1\n")
+    after = {page: key_of(root, page) for page in (PLAIN, USES_PURENN, USES_TINYJAX)}
+    assert after[PLAIN] == before[PLAIN] and after[USES_PURENN] == before[USES_PURENN]
+    assert after[USES_TINYJAX] != before[USES_TINYJAX]
+    (root / "requirements.lock").write_text("jax==0.10.3\n")
+    assert all(key_of(root, page) != after[page] for page in after)
+
+
+def test_import_detection_reads_import_lines_not_words():
+    assert live_execution.imports("import purenn\n", "purenn")
+    assert live_execution.imports("  from purenn.layers import dense\n", "purenn")
+    assert not live_execution.imports("Unlike purenn, this page uses JAX alone.\n", "purenn")
+    assert not live_execution.imports("import purennx\n", "purenn")
