@@ -34,6 +34,12 @@ DIAGRAM_PAGES = {
     "core/control-flow": "scan's carry from one step to the next",
     "core/sharp-bits": "asynchronous dispatch",
     "core/debugging": "a debug callback from device to host",
+    "scratch/tracing": "the interpreter stack",
+    "scratch/forward-mode": "primals and tangents through a program",
+    "scratch/vmap": "the batch axis through a program",
+    "scratch/jit": "Python to tinyjax's IR to XLA",
+    "scratch/reverse-mode": "linearise, then transpose",
+    "scratch/composing": "the pairs of transforms",
 }
 
 
