@@ -18,8 +18,8 @@ PLACEHOLDER_HOST = re.compile(
 GLUE_CALL = re.compile(r"\bglue\s*\(")
 PRIVATE_NAME = re.compile(
     r"\bjax\._src\b"
-    r"|\bpurenn(?:\.\w+)*\._\w"
-    r"|\bfrom\s+(?:jax|purenn)[\w.]*\s+import\s+\(?[^\n]*\b_[A-Za-z]\w*"
+    r"|\b(?:purenn|tinyjax)(?:\.\w+)*\._\w"
+    r"|\bfrom\s+(?:jax|purenn|tinyjax)[\w.]*\s+import\s+\(?[^\n]*\b_[A-Za-z]\w*"
 )
 FILE_OR_HASH = re.compile(r"/|\\|\.(?:png|svg|jpe?g|gif|webp)\b|[0-9a-f]{16}", re.IGNORECASE)
 LONGEST_TRACEBACK = 20
