@@ -6,12 +6,12 @@ import pkgutil
 import re
 
 import pytest
+from myst_nb.core.read import read_myst_markdown_notebook
 
 import tinyjax
 from tests.paths import DOCS, site_pages
 
 SCRATCH_PAGES = [page for page in site_pages() if page.startswith("scratch/")]
-CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 JAX_TRANSFORM = re.compile(
     r"\bjax\.(?:jvp|vmap|jit|grad|vjp|linearize|make_jaxpr|linear_transpose)\("
 )
@@ -44,7 +44,7 @@ def test_each_page_shows_the_package_source_not_a_copy(page):
     # A cell that defines a function the package also defines is a copy that can drift.
     copies = {
         node.name
-        for cell in CODE_CELL.findall(text)
+        for cell in code_cells(text)
         for node in ast.parse(_without_magics(cell)).body
         if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in package_functions()
     }
@@ -54,14 +54,18 @@ def test_each_page_shows_the_package_source_not_a_copy(page):
 @pytest.mark.parametrize("page", SCRATCH_PAGES)
 def test_each_page_checks_tinyjax_against_jax_and_links_autodidax(page):
     text = (DOCS / f"{page}.md").read_text()
-    cells = "\n".join(CODE_CELL.findall(text))
+    cells = "\n".join(code_cells(text))
     assert JAX_TRANSFORM.search(cells), f"{page} never runs the JAX transform it rebuilds"
     assert "assert" in cells
     assert "https://docs.jax.dev/en/latest/autodidax.html" in text
 
 
+def code_cells(text: str) -> list[str]:
+    """The source of each code cell of a MyST notebook, as myst-nb reads it."""
+    notebook = read_myst_markdown_notebook(text)
+    return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+
 def _without_magics(cell: str) -> str:
-    """The cell's Python: front matter and IPython magics removed."""
-    if cell.startswith("---\n"):
-        cell = cell.split("\n---\n", 1)[1]
+    """The cell's Python, IPython magics removed."""
     return "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith("%"))
