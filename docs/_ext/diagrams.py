@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import shutil
 from html import escape
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -33,15 +35,34 @@ def visit_graphviz_as_image(translator: HTML5Translator, node: graphviz) -> None
             location=node,
         )
     try:
-        image_path, _ = render_dot(translator, node["code"], node["options"], "svg")
+        image_path, svg_file = render_dot(translator, node["code"], node["options"], "svg")
     except GraphvizError as error:
         logger.warning("Graphviz could not draw a diagram: %s", error, location=node)
         raise nodes.SkipNode from error
     classes = " ".join(["graphviz", *node.get("classes", [])])
+    width, height = svg_size(svg_file)
+    # The size lets the browser keep the diagram's space before the lazily loaded image
+    # arrives, so the text below it does not jump.
     translator.body.append(
-        f'<img src="{image_path.as_posix()}" alt="{escape(alt)}" class="{classes}" />\n'
+        f'<img src="{image_path.as_posix()}" alt="{escape(alt)}" class="{classes}" '
+        f'width="{width}" height="{height}" />\n'
     )
     raise nodes.SkipNode
+
+
+def svg_size(svg_file: str | Path) -> tuple[int, int]:
+    """The width and height in CSS pixels of an SVG that Graphviz drew (it writes points).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".svg", delete=False) as svg:
+    ...     _ = svg.write('<svg xmlns="http://www.w3.org/2000/svg" width="75pt" height="30pt"/>')
+    >>> svg_size(svg.name)
+    (100, 40)
+    """
+    root = ElementTree.parse(svg_file).getroot()
+    return tuple(
+        round(float(root.get(side).removesuffix("pt")) * 96 / 72) for side in ("width", "height")
+    )
 
 
 def require_dot(app: Sphinx) -> None:
