@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from xml.etree import ElementTree
 
 from docutils import nodes
@@ -50,13 +50,11 @@ def visit_graphviz_as_image(translator: HTML5Translator, node: graphviz) -> None
     raise nodes.SkipNode
 
 
-def svg_size(svg_file: str | Path) -> tuple[int, int]:
+def svg_size(svg_file: str | Path | IO[str]) -> tuple[int, int]:
     """The width and height in CSS pixels of an SVG that Graphviz drew (it writes points).
 
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile("w", suffix=".svg", delete=False) as svg:
-    ...     _ = svg.write('<svg xmlns="http://www.w3.org/2000/svg" width="75pt" height="30pt"/>')
-    >>> svg_size(svg.name)
+    >>> from io import StringIO
+    >>> svg_size(StringIO('<svg xmlns="http://www.w3.org/2000/svg" width="75pt" height="30pt"/>'))
     (100, 40)
     """
     root = ElementTree.parse(svg_file).getroot()
