@@ -30,7 +30,7 @@ def every_page() -> list[str]:
     return site_pages() + GENERATED_PAGES
 
 
-TEACHING_PARTS = ("intro", "transforms", "core", "scratch", "nn", "science")
+TEACHING_PARTS = ("intro", "transforms", "core", "scratch", "nn", "advanced", "science")
 
 
 def teaching_pages() -> list[str]:
