@@ -40,6 +40,10 @@ DIAGRAM_PAGES = {
     "scratch/jit": "Python to tinyjax's IR to XLA",
     "scratch/reverse-mode": "linearise, then transpose",
     "scratch/composing": "the pairs of transforms",
+    "advanced/custom-derivatives": "custom_vjp's forward and backward passes",
+    "advanced/memory": "what the backward pass keeps, with and without remat",
+    "advanced/sharding": "what each device holds in three parallel layouts",
+    "advanced/export": "export, serialize, reload in another process",
 }
 
 
