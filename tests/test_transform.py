@@ -436,16 +436,25 @@ def test_transform_returns_named_tuples():
 
 
 def test_without_apply_rng_for_both_kinds():
-    model = without_apply_rng(transform(lambda x: Linear(2)(x)))
+    with_rng = transform(lambda x: Linear(2)(x))
+    model = without_apply_rng(with_rng)
     assert isinstance(model, Transformed)
     params = model.init(KEY, X)
-    assert model.apply(params, X).shape == (2, 2)
+    assert shapes(params) == shapes(with_rng.init(KEY, X))
+    expected = X @ params["linear"]["w"] + params["linear"]["b"]
+    np.testing.assert_allclose(model.apply(params, X), expected, rtol=1e-6)
+    np.testing.assert_array_equal(model.apply(params, X), with_rng.apply(params, None, X))
 
     stateful = without_apply_rng(bn_model())
     assert isinstance(stateful, TransformedWithState)
-    params, state = stateful.init(None, X, True)
-    out, _ = stateful.apply(params, state, X, True)
-    assert out.shape == X.shape
+    x = jnp.arange(6.0).reshape(3, 2)
+    params, state = stateful.init(None, x, True)
+    out, new_state = stateful.apply(params, state, x, True)
+    expected_out, expected_state = bn_model().apply(params, state, None, x, True)
+    np.testing.assert_array_equal(out, expected_out)
+    jax.tree.map(np.testing.assert_array_equal, new_state, expected_state)
+    # Training mode normalises each column to mean 0.
+    np.testing.assert_allclose(out.mean(axis=0), [0.0, 0.0], atol=1e-6)
 
 
 def test_without_apply_rng_rejects_other_values():
