@@ -33,14 +33,39 @@ def test_every_page_is_built_and_reachable_from_the_navigation(site, page):
     assert page == "index" or page in linked, f"{page} is not in the sidebar"
 
 
+def outputs_a_reader_sees(cell) -> list:
+    """The outputs of an executed cell that its tags let through to the page."""
+    tags = set(cell.metadata.get("tags", []))
+    if tags & {"remove-cell", "remove-output"}:
+        return []
+    return [
+        output
+        for output in cell.outputs
+        if not (output.output_type == "stream" and f"remove-{output.name}" in tags)
+        # glue(..., display=False) stores its value in the notebook but shows nothing.
+        and "scrapbook" not in output.get("metadata", {})
+    ]
+
+
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
 def test_every_notebook_page_was_executed_and_offers_its_notebook(site, page):
     soup = read(site, page)
-    assert soup.select("div.cell_output"), f"{page} shows no cell output"
     notebook = nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4)
     nbformat.validate(notebook)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code_cells and all(cell.execution_count for cell in code_cells)
+    # Every cell with an output a reader should see shows it on the page, and no other does.
+    expected = sum(bool(outputs_a_reader_sees(cell)) for cell in code_cells)
+    assert expected, f"{page} has no visible output"
+    assert len(soup.select("div.cell_output")) == expected
+    # An error only where the page raises on purpose.
+    unplanned = [
+        cell.source.splitlines()[0]
+        for cell in code_cells
+        if any(output.output_type == "error" for output in cell.outputs)
+        and "raises-exception" not in cell.metadata.get("tags", [])
+    ]
+    assert unplanned == [], f"{page}: cells failed without raises-exception: {unplanned}"
     download_links = {a.get("href", "") for a in soup.select(".dropdown-download-buttons a")}
     assert any(href.endswith(f"{Path(page).name}.ipynb") for href in download_links)
     assert any(href.endswith(f"{Path(page).name}.md") for href in download_links)
