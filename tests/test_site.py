@@ -1,5 +1,6 @@
 """Checks on the built HTML: every page is there, live outputs are shown, nothing is remote."""
 
+import ast
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -81,10 +82,69 @@ def test_vmap_page_shows_the_seed_output_from_a_live_cell(site):
     assert any("[3 4 5 6 7 8 9]" in text for text in outputs)
 
 
-def test_glued_numbers_are_rendered(site):
-    text = read(site, "transforms/vmap").get_text()
-    match = re.search(r"vmap was\s+([\d,]+) times faster than the loop", text)
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`]+)`")
+# Plain prose on either side of a glued value: up to the next markup or line end.
+PLAIN_AFTER = re.compile(r"[^`{}\[\]*_\n$\\]*")
+PLAIN_BEFORE = re.compile(r"[^`{}\[\]*_$\\]*$")
+
+
+def glued_values(notebook) -> dict[str, str]:
+    """Each value a page glued, as text, read from its executed notebook."""
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            record = output.get("metadata", {}).get("scrapbook")
+            if not record:
+                continue
+            prefix = record.get("mime_prefix", "")
+            text = output["data"].get(prefix + "text/plain", output["data"].get("text/plain"))
+            if text is not None:
+                values[record["name"]] = str(ast.literal_eval(text))
+    return values
+
+
+def plain_text(text: str) -> str:
+    """Whitespace squashed and Sphinx's curly quotes made straight, for comparing prose."""
+    for curly, straight in (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"')):
+        text = text.replace(curly, straight)
+    return " ".join(text.split())
+
+
+GLUING_PAGES = [
+    page for page in NOTEBOOK_PAGES if GLUE_ROLE.search((DOCS / f"{page}.md").read_text("utf8"))
+]
+
+
+def test_most_pages_glue_numbers_into_their_prose():
+    assert len(GLUING_PAGES) >= len(NOTEBOOK_PAGES) - 2
+
+
+@pytest.mark.parametrize("page", GLUING_PAGES)
+def test_glued_values_in_the_prose_are_the_executed_notebooks(site, page):
+    source = (DOCS / f"{page}.md").read_text(encoding="utf8")
+    roles = list(GLUE_ROLE.finditer(source))
+    values = glued_values(nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4))
+    prose = plain_text(read(site, page).select_one("article").get_text())
+    for role in roles:
+        name = role.group(1)
+        assert name in values, f"{page}: {name!r} is glued into the prose but never glued"
+        value = values[name]
+        after = plain_text(PLAIN_AFTER.match(source, role.end()).group(0))[:30].strip()
+        before = plain_text(PLAIN_BEFORE.search(source, 0, role.start()).group(0))[-30:].strip()
+        spaced = source[role.end() : role.end() + 1] == " "
+        in_place = [f"{value} {after}" if spaced else value + after, f"{before} {value}"]
+        assert any(text.strip() in prose for text in in_place), (
+            f"{page}: {name!r} = {value!r} is not where the text puts it ({in_place})"
+        )
+
+
+def test_the_vmap_speedup_is_a_plausible_number(site):
+    text = plain_text(read(site, "transforms/vmap").get_text())
+    match = re.search(r"vmap was (\d[\d,]*) times faster than the loop", text)
     assert match, "the glued loop/vmap ratio is missing from the vmap page"
+    notebook = nbformat.read(site / "_sources" / "transforms" / "vmap.ipynb", as_version=4)
+    assert match.group(1) == glued_values(notebook)["loop_over_vmap"]
+    assert float(match.group(1).replace(",", "")) > 1, "vmap should beat the Python loop"
 
 
 def cell_outputs(site, page: str) -> str:
