@@ -236,14 +236,6 @@ def test_math_is_typeset_at_build_time(site):
         assert any("katex" in href for href in stylesheets) == bool(math), page
 
 
-def test_the_404_page_works_from_any_depth(site):
-    soup = BeautifulSoup((site / "404.html").read_text(encoding="utf8"), "html.parser")
-    assert "Page not found" in soup.get_text()
-    assets = [link["href"] for link in soup.find_all("link", rel="stylesheet")]
-    assets += [script["src"] for script in soup.find_all("script", src=True)]
-    assert assets and all(url.startswith("/") for url in assets), assets
-
-
 def test_trimmed_stylesheets_are_well_formed(site):
     for stylesheet in (site / "_static").rglob("*.css"):
         css = stylesheet.read_text(encoding="utf8")

@@ -1,5 +1,7 @@
 """Every page, as a reader's browser gets it."""
 
+from urllib.parse import urlparse
+
 import nbformat
 import pytest
 
@@ -191,3 +193,51 @@ def _join(page_url: str, href: str) -> str:
     from urllib.parse import urljoin
 
     return urljoin(page_url, href)
+
+
+def test_the_404_page_works_from_any_depth(browser, base_url, site):
+    # A host answers a missing address with 404.html's content and status 404, at that
+    # address; the page's own links and assets must still resolve from there.
+    deep = "/transforms/no/such/page.html"
+    not_found = (site / "404.html").read_text(encoding="utf8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    failed: list[str] = []
+
+    def host(route, request):
+        if urlparse(request.url).path == deep:
+            route.fulfill(status=404, body=not_found, content_type="text/html")
+        else:
+            route.continue_()
+
+    page.route("**/*", host)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(f"{response.status} {response.url}")
+            if response.status >= 400 and urlparse(response.url).path != deep
+            else None
+        ),
+    )
+    try:
+        page.goto(base_url + deep, wait_until="load")
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_role("heading", name="Page not found").is_visible()
+        assert failed == []
+        # Every stylesheet it links was loaded and parsed, and every image drawn.
+        loaded = page.evaluate(
+            """() => ({
+                links: document.querySelectorAll('link[rel="stylesheet"]').length,
+                sheets: [...document.styleSheets].filter((s) => s.href).length,
+                images: [...document.images].map((img) => img.naturalWidth),
+            })"""
+        )
+        assert loaded["links"] > 0 and loaded["sheets"] == loaded["links"]
+        assert loaded["images"] and 0 not in loaded["images"]
+        # Its link home leads to the map.
+        page.get_by_role("link", name="map of the site").click()
+        page.wait_for_load_state("load")
+        assert urlparse(page.url).path == "/index.html"
+    finally:
+        context.close()
