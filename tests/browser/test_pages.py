@@ -4,6 +4,7 @@ from urllib.parse import urlparse
 
 import nbformat
 import pytest
+from myst_nb.core.read import read_myst_markdown_notebook
 
 from tests.paths import DOCS, SITE, every_page, notebook_pages, site_pages
 
@@ -196,7 +197,19 @@ def test_downloads_are_the_notebook_and_the_source(visit, base_url, page):
     here = f"{base_url}/{page}.html"
     notebook = loaded.page.request.get(_join(here, notebook_href))
     assert notebook.ok
-    nbformat.validate(nbformat.reads(notebook.text(), as_version=4))
+    downloaded = nbformat.reads(notebook.text(), as_version=4)
+    nbformat.validate(downloaded)
+    # The same code, cell for cell, as the page's source, and with the outputs of its run.
+    source_text = (DOCS / f"{page}.md").read_text(encoding="utf8")
+    expected = [
+        cell.source
+        for cell in read_myst_markdown_notebook(source_text).cells
+        if cell.cell_type == "code"
+    ]
+    code = [cell for cell in downloaded.cells if cell.cell_type == "code"]
+    assert [cell.source for cell in code] == expected
+    assert all(cell.execution_count for cell in code)
+    assert any(cell.outputs for cell in code), f"the {page} notebook has no outputs"
     source = loaded.page.request.get(_join(here, source_href))
     assert source.ok
     assert source.text() == (DOCS / f"{page}.md").read_text(encoding="utf8")
