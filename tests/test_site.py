@@ -182,12 +182,38 @@ def test_pages_show_their_figures(site, page):
         assert (site / Path(page).parent / image["src"]).resolve().is_file()
 
 
-def test_build_report_lists_every_executed_page(site):
+def test_build_report_shows_every_executed_page_succeeding(site):
     table = read(site, "reference/build-report").find("table")
     assert table is not None
-    rows = table.get_text()
-    for page in NOTEBOOK_PAGES:
-        assert page in rows
+    header = [th.get_text(strip=True) for th in table.select("thead th")]
+    rows = [[td.get_text(strip=True) for td in tr.select("td")] for tr in table.select("tbody tr")]
+    report = {row[header.index("Document")]: row for row in rows}
+    assert sorted(report) == sorted(NOTEBOOK_PAGES)
+    failed = [page for page, row in report.items() if row[header.index("Status")] != "\u2705"]
+    assert failed == []
+    assert all(float(row[header.index("Run Time (s)")]) > 0 for row in report.values())
+
+
+WARNING = re.compile(r"\b\w*Warning\b")
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_no_page_shows_stderr_or_a_warning(site, page):
+    # A warning shown on purpose sits in a cell tagged shows-warning (see the README).
+    soup = read(site, page)
+    assert soup.select("div.cell_output .stderr") == [], f"{page} shows stderr output"
+    notebook = nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4)
+    warned = [
+        cell.source.splitlines()[0]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        and not {"raises-exception", "shows-warning"} & set(cell.metadata.get("tags", []))
+        and any(
+            output.output_type == "stream" and WARNING.search(output.text)
+            for output in outputs_a_reader_sees(cell)
+        )
+    ]
+    assert warned == [], f"{page}: cells print a warning: {warned}"
 
 
 def _urls_in_html(soup: BeautifulSoup) -> list[str]:
