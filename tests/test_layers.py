@@ -30,8 +30,12 @@ def test_linear_init_is_deterministic_given_key():
 
 
 def test_linear_init_accepts_raw_uint32_key():
-    params = layers.linear_init(jax.random.PRNGKey(0), 2, 3)
-    assert params["w"].shape == (2, 3)
+    raw = layers.linear_init(jax.random.PRNGKey(0), 2, 3)
+    # A raw uint32 key holds the same bits as the typed key of the same seed: same values.
+    typed = layers.linear_init(jax.random.key(0), 2, 3)
+    assert raw["w"].shape == (2, 3)
+    np.testing.assert_array_equal(raw["w"], typed["w"])
+    np.testing.assert_array_equal(raw["b"], typed["b"])
 
 
 def test_linear_init_has_lecun_scale():

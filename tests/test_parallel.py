@@ -90,6 +90,15 @@ SCRIPT = textwrap.dedent(
         leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(on_mesh[0])
     )
     results["params_moved"] = max_difference(params, one[0])
+    # Where the last batch lived: one block of rows per device, each the rows it should hold.
+    placed = put_batch(batch, mesh)
+    shards = placed.images.addressable_shards
+    results["batch_shards"] = [
+        [shard.index[0].start, shard.index[0].stop, shard.data.shape[0],
+         bool(np.array_equal(shard.data, np.asarray(batch.images)[shard.index]))]
+        for shard in sorted(shards, key=lambda shard: shard.index[0].start)
+    ]
+    results["batch_shard_devices"] = len({{shard.device for shard in shards}})
 
     # The sharded step as a drop-in for fit, with host batches, against the single device.
     fit_kwargs = dict(epochs=2, batch_size=64, key=jax.random.key(2), log=None)
@@ -168,6 +177,11 @@ def test_pmap_step_equals_single_device_step(eight_devices):
 
 
 def test_sharded_step_equals_single_device_step(eight_devices):
+    # The batch really is split: 8 devices each hold their own 16 of the 128 rows.
+    rows = 128 // DEVICES
+    expected = [[k * rows, (k + 1) * rows, rows, True] for k in range(DEVICES)]
+    assert eight_devices["batch_shards"] == expected
+    assert eight_devices["batch_shard_devices"] == DEVICES
     assert eight_devices["sharded_params"] < 1e-5
     assert eight_devices["sharded_loss"] < 1e-5
     assert eight_devices["sharded_replicated"]

@@ -1,5 +1,6 @@
 """Checks on the built HTML: every page is there, live outputs are shown, nothing is remote."""
 
+import ast
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -10,6 +11,7 @@ from bs4 import BeautifulSoup
 
 from tests.paths import DOCS, every_page, notebook_pages, site_pages
 from tests.test_docstrings import MODULES, public_names
+from tests.test_extensions import load as load_extension
 
 PAGES = site_pages()
 NOTEBOOK_PAGES = notebook_pages()
@@ -33,14 +35,39 @@ def test_every_page_is_built_and_reachable_from_the_navigation(site, page):
     assert page == "index" or page in linked, f"{page} is not in the sidebar"
 
 
+def outputs_a_reader_sees(cell) -> list:
+    """The outputs of an executed cell that its tags let through to the page."""
+    tags = set(cell.metadata.get("tags", []))
+    if tags & {"remove-cell", "remove-output"}:
+        return []
+    return [
+        output
+        for output in cell.outputs
+        if not (output.output_type == "stream" and f"remove-{output.name}" in tags)
+        # glue(..., display=False) stores its value in the notebook but shows nothing.
+        and "scrapbook" not in output.get("metadata", {})
+    ]
+
+
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
 def test_every_notebook_page_was_executed_and_offers_its_notebook(site, page):
     soup = read(site, page)
-    assert soup.select("div.cell_output"), f"{page} shows no cell output"
     notebook = nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4)
     nbformat.validate(notebook)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code_cells and all(cell.execution_count for cell in code_cells)
+    # Every cell with an output a reader should see shows it on the page, and no other does.
+    expected = sum(bool(outputs_a_reader_sees(cell)) for cell in code_cells)
+    assert expected, f"{page} has no visible output"
+    assert len(soup.select("div.cell_output")) == expected
+    # An error only where the page raises on purpose.
+    unplanned = [
+        cell.source.splitlines()[0]
+        for cell in code_cells
+        if any(output.output_type == "error" for output in cell.outputs)
+        and "raises-exception" not in cell.metadata.get("tags", [])
+    ]
+    assert unplanned == [], f"{page}: cells failed without raises-exception: {unplanned}"
     download_links = {a.get("href", "") for a in soup.select(".dropdown-download-buttons a")}
     assert any(href.endswith(f"{Path(page).name}.ipynb") for href in download_links)
     assert any(href.endswith(f"{Path(page).name}.md") for href in download_links)
@@ -56,10 +83,57 @@ def test_vmap_page_shows_the_seed_output_from_a_live_cell(site):
     assert any("[3 4 5 6 7 8 9]" in text for text in outputs)
 
 
-def test_glued_numbers_are_rendered(site):
-    text = read(site, "transforms/vmap").get_text()
-    match = re.search(r"vmap was\s+([\d,]+) times faster than the loop", text)
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`]+)`")
+
+
+def glued_values(notebook) -> dict[str, str]:
+    """Each value a page glued, as text, read from its executed notebook."""
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            record = output.get("metadata", {}).get("scrapbook")
+            if not record:
+                continue
+            prefix = record.get("mime_prefix", "")
+            text = output["data"].get(prefix + "text/plain", output["data"].get("text/plain"))
+            if text is not None:
+                values[record["name"]] = str(ast.literal_eval(text))
+    return values
+
+
+def plain_text(text: str) -> str:
+    """Whitespace squashed and Sphinx's curly quotes made straight, for comparing prose."""
+    for curly, straight in (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"')):
+        text = text.replace(curly, straight)
+    return " ".join(text.split())
+
+
+GLUING_PAGES = [
+    page for page in NOTEBOOK_PAGES if GLUE_ROLE.search((DOCS / f"{page}.md").read_text("utf8"))
+]
+
+
+def test_most_pages_glue_numbers_into_their_prose():
+    assert len(GLUING_PAGES) >= len(NOTEBOOK_PAGES) - 2
+
+
+@pytest.mark.parametrize("page", GLUING_PAGES)
+def test_glued_values_in_the_prose_are_the_executed_notebooks(site, page):
+    names = GLUE_ROLE.findall((DOCS / f"{page}.md").read_text(encoding="utf8"))
+    values = glued_values(nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4))
+    assert not set(names) - set(values), f"{page} puts values in its prose it never glued"
+    # myst-nb renders each {glue:text} role as a span.pasted-text, in the order of the source.
+    shown = [plain_text(span.get_text()) for span in read(site, page).select("span.pasted-text")]
+    assert shown == [plain_text(values[name]) for name in names]
+
+
+def test_the_vmap_speedup_is_a_plausible_number(site):
+    text = plain_text(read(site, "transforms/vmap").get_text())
+    match = re.search(r"vmap was (\d[\d,]*) times faster than the loop", text)
     assert match, "the glued loop/vmap ratio is missing from the vmap page"
+    notebook = nbformat.read(site / "_sources" / "transforms" / "vmap.ipynb", as_version=4)
+    assert match.group(1) == glued_values(notebook)["loop_over_vmap"]
+    assert float(match.group(1).replace(",", "")) > 1, "vmap should beat the Python loop"
 
 
 def cell_outputs(site, page: str) -> str:
@@ -108,12 +182,38 @@ def test_pages_show_their_figures(site, page):
         assert (site / Path(page).parent / image["src"]).resolve().is_file()
 
 
-def test_build_report_lists_every_executed_page(site):
+def test_build_report_shows_every_executed_page_succeeding(site):
     table = read(site, "reference/build-report").find("table")
     assert table is not None
-    rows = table.get_text()
-    for page in NOTEBOOK_PAGES:
-        assert page in rows
+    header = [th.get_text(strip=True) for th in table.select("thead th")]
+    rows = [[td.get_text(strip=True) for td in tr.select("td")] for tr in table.select("tbody tr")]
+    report = {row[header.index("Document")]: row for row in rows}
+    assert sorted(report) == sorted(NOTEBOOK_PAGES)
+    failed = [page for page, row in report.items() if row[header.index("Status")] != "\u2705"]
+    assert failed == []
+    assert all(float(row[header.index("Run Time (s)")]) > 0 for row in report.values())
+
+
+WARNING = re.compile(r"\b\w*Warning\b")
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_no_page_shows_stderr_or_a_warning(site, page):
+    # A warning shown on purpose sits in a cell tagged shows-warning (see the README).
+    soup = read(site, page)
+    assert soup.select("div.cell_output .stderr") == [], f"{page} shows stderr output"
+    notebook = nbformat.read(site / "_sources" / f"{page}.ipynb", as_version=4)
+    warned = [
+        cell.source.splitlines()[0]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        and not {"raises-exception", "shows-warning"} & set(cell.metadata.get("tags", []))
+        and any(
+            output.output_type == "stream" and WARNING.search(output.text)
+            for output in outputs_a_reader_sees(cell)
+        )
+    ]
+    assert warned == [], f"{page}: cells print a warning: {warned}"
 
 
 def _urls_in_html(soup: BeautifulSoup) -> list[str]:
@@ -163,19 +263,13 @@ def test_math_is_typeset_at_build_time(site):
         assert any("katex" in href for href in stylesheets) == bool(math), page
 
 
-def test_the_404_page_works_from_any_depth(site):
-    soup = BeautifulSoup((site / "404.html").read_text(encoding="utf8"), "html.parser")
-    assert "Page not found" in soup.get_text()
-    assets = [link["href"] for link in soup.find_all("link", rel="stylesheet")]
-    assets += [script["src"] for script in soup.find_all("script", src=True)]
-    assert assets and all(url.startswith("/") for url in assets), assets
-
-
-def test_trimmed_stylesheets_are_well_formed(site):
-    for stylesheet in (site / "_static").rglob("*.css"):
-        css = stylesheet.read_text(encoding="utf8")
-        assert css.count("/*") == css.count("*/"), f"{stylesheet.name}: a comment is cut"
-        assert css.count("{") == css.count("}"), f"{stylesheet.name}: braces do not balance"
+def test_trimmed_stylesheets_parse_as_css(site):
+    # The trim's own functions are unit-tested in test_extensions.py; here, its real output.
+    lean_pages = load_extension("lean_pages")
+    stylesheets = list((site / "_static").rglob("*.css"))
+    assert stylesheets
+    for stylesheet in stylesheets:
+        assert lean_pages.parse_rules(stylesheet.read_text(encoding="utf8")), stylesheet.name
 
 
 # Each package's reference: an overview page, and a page per module in the folder beside it.

@@ -8,10 +8,22 @@ from purenn.timing import Timing, environment, environment_summary, format_secon
 
 
 def test_measure_reports_first_min_and_median_per_call():
-    timing = measure(jax.jit(jnp.cos), jnp.ones(100), repeats=4, number=3)
+    # A function of known duration: 0.2 s on its first call, 0.02 s on every later one.
+    calls = []
+
+    def known(x):
+        time.sleep(0.2 if not calls else 0.02)
+        calls.append(None)
+        return x
+
+    timing = measure(known, jnp.ones(3), repeats=4, number=3)
     assert isinstance(timing, Timing)
     assert (timing.repeats, timing.number) == (4, 3)
-    assert 0 < timing.min <= timing.median
+    assert len(calls) == 1 + 4 * 3  # the first call, then 4 repeats of 3 calls
+    # Sleep never returns early, so the lower bounds are exact; the upper bounds leave room for
+    # a busy machine while still ruling out a total not divided by the 3 calls (0.06 s).
+    assert 0.2 <= timing.first < 1.0
+    assert 0.02 <= timing.min <= timing.median < 0.045
 
 
 def test_measure_waits_for_asynchronous_results():

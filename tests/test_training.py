@@ -202,7 +202,12 @@ def test_evaluate_with_state_and_errors(digits, layers_params):
     model, _, eval_loss = _batch_norm_model()
     params, state = model.init(jax.random.key(0), digits.test.images, True)
     metrics = evaluate(eval_loss, params, digits.test, state=state)
-    assert set(metrics) == {"loss", "accuracy"}
+    loss, (direct, _) = eval_loss(params, state, digits.test)
+    assert metrics == pytest.approx({"loss": float(loss), "accuracy": float(direct["accuracy"])})
+    # In batches, the last one smaller, the means are weighted by batch size: the same values.
+    batched = evaluate(eval_loss, params, digits.test, state=state, batch_size=100)
+    assert len(digits.test.labels) % 100 != 0
+    assert batched == pytest.approx(metrics, rel=1e-5)
     empty = Examples(np.zeros((0, 64), np.float32), np.zeros((0,), np.int32))
     with pytest.raises(ValueError, match="no examples"):
         evaluate(layers_loss, layers_params, empty)

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from purenn import _transform_frame, layers
+from purenn import layers
 from purenn.modules import MLP, BatchNorm, Dropout, Linear
 from purenn.transform import (
     MissingParameterError,
@@ -436,16 +436,25 @@ def test_transform_returns_named_tuples():
 
 
 def test_without_apply_rng_for_both_kinds():
-    model = without_apply_rng(transform(lambda x: Linear(2)(x)))
+    with_rng = transform(lambda x: Linear(2)(x))
+    model = without_apply_rng(with_rng)
     assert isinstance(model, Transformed)
     params = model.init(KEY, X)
-    assert model.apply(params, X).shape == (2, 2)
+    assert shapes(params) == shapes(with_rng.init(KEY, X))
+    expected = X @ params["linear"]["w"] + params["linear"]["b"]
+    np.testing.assert_allclose(model.apply(params, X), expected, rtol=1e-6)
+    np.testing.assert_array_equal(model.apply(params, X), with_rng.apply(params, None, X))
 
     stateful = without_apply_rng(bn_model())
     assert isinstance(stateful, TransformedWithState)
-    params, state = stateful.init(None, X, True)
-    out, _ = stateful.apply(params, state, X, True)
-    assert out.shape == X.shape
+    x = jnp.arange(6.0).reshape(3, 2)
+    params, state = stateful.init(None, x, True)
+    out, new_state = stateful.apply(params, state, x, True)
+    expected_out, expected_state = bn_model().apply(params, state, None, x, True)
+    np.testing.assert_array_equal(out, expected_out)
+    jax.tree.map(np.testing.assert_array_equal, new_state, expected_state)
+    # Training mode normalises each column to mean 0.
+    np.testing.assert_allclose(out.mean(axis=0), [0.0, 0.0], atol=1e-6)
 
 
 def test_without_apply_rng_rejects_other_values():
@@ -478,12 +487,22 @@ def test_eval_shape_of_init():
     assert shapes(abstract) == shapes(model.init(KEY, X))
 
 
-def test_frame_stack_is_empty_after_success_and_failure():
+def assert_no_model_is_running():
+    """What a frame left behind by a failed call would break, seen from outside."""
+    with pytest.raises(TransformError, match="inside a function passed to purenn.transform"):
+        get_parameter("w", (1,), init=jnp.zeros)
+    with pytest.raises(TransformError, match="inside a function passed to purenn.transform"):
+        Linear(1)
+
+
+def test_a_failed_apply_leaves_nothing_behind():
     model = transform(lambda x: Linear(2)(x))
-    model.init(KEY, X)
+    params = model.init(KEY, X)
+    before = model.apply(params, None, X)
     with pytest.raises(MissingParameterError):
         model.apply({}, None, X)
-    assert _transform_frame.current_frame() is None
+    assert_no_model_is_running()
+    np.testing.assert_array_equal(model.apply(params, None, X), before)
 
 
 def test_nested_transform_inside_a_model():
@@ -800,7 +819,7 @@ def test_jax_transformations_inside_the_model_are_detected_at_init(wrap):
         TransformError, match=r"purenn.get_parameter\('w'\) in module 'linear' ran " + INNER_FIX
     ):
         model.init(KEY, jnp.ones((1, 3)))
-    assert _transform_frame.current_frame() is None
+    assert_no_model_is_running()
 
 
 def test_randomness_inside_an_inner_jit_at_apply_is_detected():

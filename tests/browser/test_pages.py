@@ -1,9 +1,12 @@
 """Every page, as a reader's browser gets it."""
 
+from urllib.parse import urlparse
+
 import nbformat
 import pytest
+from myst_nb.core.read import read_myst_markdown_notebook
 
-from tests.paths import DOCS, every_page, notebook_pages, site_pages
+from tests.paths import DOCS, SITE, every_page, notebook_pages, site_pages
 
 PAGES = site_pages()
 EVERY_PAGE = every_page()
@@ -44,30 +47,53 @@ def test_every_image_loads(visit, page):
     assert broken == []
 
 
-def pages_with_math(site) -> list[str]:
-    return [p for p in PAGES if 'class="math' in (site / f"{p}.html").read_text(encoding="utf8")]
+def pages_with_math() -> list[str]:
+    """The pages whose built HTML has math (none before the site is built)."""
+    return [
+        page
+        for page in PAGES
+        if (SITE / f"{page}.html").is_file()
+        and 'class="math' in (SITE / f"{page}.html").read_text(encoding="utf8")
+    ]
+
+
+MATH_PAGES = pages_with_math()
 
 
 def test_the_site_has_math_to_check(site):
-    assert pages_with_math(site), "no page has math, so the math test below checks nothing"
+    assert MATH_PAGES, "no page has math, so the math test below checks nothing"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_math_is_rendered(visit, site, page):
-    if page not in pages_with_math(site):
-        return
+@pytest.mark.parametrize("page", MATH_PAGES)
+def test_math_is_rendered(visit, page):
     loaded = visit(html_path(page))
-    loaded.page.wait_for_function(
-        "() => [...document.querySelectorAll('div.math, span.math')]"
-        ".every((node) => node.querySelector('math, mjx-container, svg'))",
-        timeout=15_000,
+    report = loaded.page.evaluate(
+        """() => {
+            const nodes = [...document.querySelectorAll('div.math, span.math')];
+            const box = (el) => el && el.getBoundingClientRect();
+            return {
+                count: nodes.length,
+                // KaTeX's HTML is what a sighted reader sees: it must take up space.
+                unrendered: nodes.filter((node) => {
+                    const html = box(node.querySelector('.katex-html'));
+                    return !html || html.width === 0 || html.height === 0;
+                }).map((node) => node.textContent.slice(0, 60)),
+                // The MathML copy is for screen readers only: present, but not drawn.
+                mathml_shown: nodes.filter((node) => {
+                    const mathml = box(node.querySelector('.katex-mathml'));
+                    return !mathml || mathml.width > 1 || mathml.height > 1;
+                }).map((node) => node.textContent.slice(0, 60)),
+                // Display math may scroll sideways, but never loses its top or bottom.
+                clipped: [...document.querySelectorAll('.katex-display')]
+                    .filter((el) => el.scrollHeight > el.clientHeight)
+                    .map((el) => el.textContent.slice(0, 60)),
+            };
+        }"""
     )
-    unrendered = loaded.page.evaluate(
-        """() => [...document.querySelectorAll('div.math, span.math')]
-            .filter((node) => node.getBoundingClientRect().width === 0)
-            .map((node) => node.textContent.slice(0, 60))"""
-    )
-    assert unrendered == []
+    assert report["count"] > 0
+    assert report["unrendered"] == []
+    assert report["mathml_shown"] == []
+    assert report["clipped"] == []
 
 
 @pytest.mark.parametrize("page", EVERY_PAGE)
@@ -171,7 +197,19 @@ def test_downloads_are_the_notebook_and_the_source(visit, base_url, page):
     here = f"{base_url}/{page}.html"
     notebook = loaded.page.request.get(_join(here, notebook_href))
     assert notebook.ok
-    nbformat.validate(nbformat.reads(notebook.text(), as_version=4))
+    downloaded = nbformat.reads(notebook.text(), as_version=4)
+    nbformat.validate(downloaded)
+    # The same code, cell for cell, as the page's source, and with the outputs of its run.
+    source_text = (DOCS / f"{page}.md").read_text(encoding="utf8")
+    expected = [
+        cell.source
+        for cell in read_myst_markdown_notebook(source_text).cells
+        if cell.cell_type == "code"
+    ]
+    code = [cell for cell in downloaded.cells if cell.cell_type == "code"]
+    assert [cell.source for cell in code] == expected
+    assert all(cell.execution_count for cell in code)
+    assert any(cell.outputs for cell in code), f"the {page} notebook has no outputs"
     source = loaded.page.request.get(_join(here, source_href))
     assert source.ok
     assert source.text() == (DOCS / f"{page}.md").read_text(encoding="utf8")
@@ -191,3 +229,51 @@ def _join(page_url: str, href: str) -> str:
     from urllib.parse import urljoin
 
     return urljoin(page_url, href)
+
+
+def test_the_404_page_works_from_any_depth(browser, base_url, site):
+    # A host answers a missing address with 404.html's content and status 404, at that
+    # address; the page's own links and assets must still resolve from there.
+    deep = "/transforms/no/such/page.html"
+    not_found = (site / "404.html").read_text(encoding="utf8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    failed: list[str] = []
+
+    def host(route, request):
+        if urlparse(request.url).path == deep:
+            route.fulfill(status=404, body=not_found, content_type="text/html")
+        else:
+            route.continue_()
+
+    page.route("**/*", host)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(f"{response.status} {response.url}")
+            if response.status >= 400 and urlparse(response.url).path != deep
+            else None
+        ),
+    )
+    try:
+        page.goto(base_url + deep, wait_until="load")
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_role("heading", name="Page not found").is_visible()
+        assert failed == []
+        # Every stylesheet it links was loaded and parsed, and every image drawn.
+        loaded = page.evaluate(
+            """() => ({
+                links: document.querySelectorAll('link[rel="stylesheet"]').length,
+                sheets: [...document.styleSheets].filter((s) => s.href).length,
+                images: [...document.images].map((img) => img.naturalWidth),
+            })"""
+        )
+        assert loaded["links"] > 0 and loaded["sheets"] == loaded["links"]
+        assert loaded["images"] and 0 not in loaded["images"]
+        # Its link home leads to the map.
+        page.get_by_role("link", name="map of the site").click()
+        page.wait_for_load_state("load")
+        assert urlparse(page.url).path == "/index.html"
+    finally:
+        context.close()

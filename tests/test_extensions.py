@@ -1,0 +1,165 @@
+"""The site's Sphinx extensions, function by function, without building the site."""
+
+import doctest
+import importlib.util
+from pathlib import Path
+
+import pytest
+import tinycss2
+from bs4 import BeautifulSoup
+
+from tests.paths import DOCS
+
+EXTENSIONS = DOCS / "_ext"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXTENSIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MODULES = sorted(path.stem for path in EXTENSIONS.glob("*.py"))
+lean_pages = load("lean_pages")
+accessible_pages = load("accessible_pages")
+katex_math = load("katex_math")
+diagrams = load("diagrams")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_each_extension_has_a_docstring_and_its_examples_pass(name):
+    module = load(name)
+    assert module.__doc__, f"docs/_ext/{name}.py says nothing about what it does"
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+# Trimming stylesheets.
+
+
+def test_a_selector_list_splits_only_at_its_own_commas():
+    (rule,) = lean_pages.parse_rules("a:is(.x, .y), .z > b { color: red }")
+    selectors = [tinycss2.serialize(s).strip() for s in lean_pages.selectors_of(rule)]
+    assert selectors == ["a:is(.x, .y)", ".z > b"]
+
+
+def test_a_selector_requires_its_classes_and_ids_but_not_those_in_functions():
+    (rule,) = lean_pages.parse_rules("div.card#main > .title:not(.hidden) { color: red }")
+    (selector,) = lean_pages.selectors_of(rule)
+    assert lean_pages.names_in_selector(selector) == {"card", "main", "title"}
+
+
+def test_unused_selectors_go_and_used_ones_stay_with_their_declarations():
+    css = ".used, .unused { color: red } .gone { margin: 0 } p { padding: 1px }"
+    trimmed = lean_pages.trim_stylesheet(css, {"used"})
+    assert [rule.type for rule in lean_pages.parse_rules(trimmed)] == ["qualified-rule"] * 2
+    assert trimmed == ".used{ color: red }p{ padding: 1px }"
+
+
+def test_grouping_rules_keep_what_is_used_and_vanish_when_empty():
+    css = (
+        "@media (max-width: 600px) { .used { color: red } .gone { color: blue } }"
+        "@media print { .gone { display: none } }"
+        "@font-face { font-family: x; src: url(x.woff2) }"
+        "@keyframes spin { from { opacity: 0 } to { opacity: 1 } }"
+    )
+    trimmed = lean_pages.trim_stylesheet(css, {"used"})
+    rules = lean_pages.parse_rules(trimmed)
+    assert [(r.type, r.lower_at_keyword) for r in rules] == [
+        ("at-rule", "media"),
+        ("at-rule", "font-face"),
+        ("at-rule", "keyframes"),
+    ]
+    assert ".gone" not in trimmed and ".used{ color: red }" in trimmed
+
+
+def test_license_notices_stay_and_other_comments_go():
+    css = "/*! a licence */ /* a note */ .x { color: red }"
+    assert lean_pages.trim_stylesheet(css, None) == "/*! a licence */\n.x{ color: red }"
+
+
+def test_the_icon_font_rules_go_only_when_asked():
+    css = (
+        '@font-face { font-family: "Font Awesome 6 Free"; src: url(fa.woff2) }'
+        ".fa-check:before, .fas { content: '' } .a { --fa-size: 1 } .b { color: red }"
+    )
+    assert lean_pages.trim_stylesheet(css, None, icon_font=True) == ".b{ color: red }"
+    assert lean_pages.trim_stylesheet(css, None).count("{") == 4
+
+
+def test_unparseable_css_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="cannot parse this CSS .* fix the stylesheet"):
+        lean_pages.trim_stylesheet(".a { color: red } }", None)
+
+
+def test_the_theme_stylesheet_trims_to_well_formed_css_that_uses_only_used_names():
+    theme = next(
+        Path(tinycss2.__file__)
+        .parents[1]
+        .glob(
+            "pydata_sphinx_theme/theme/pydata_sphinx_theme/static/styles/pydata-sphinx-theme.css"
+        )
+    )
+    used = {"bd-header", "navbar-brand", "bd-sidebar-primary", "active", "dark"}
+    trimmed = lean_pages.trim_stylesheet(theme.read_text(encoding="utf8"), used, icon_font=True)
+    assert len(trimmed) < theme.stat().st_size / 2
+    parsed = lean_pages.parse_rules(trimmed)  # raises on a cut rule or comment
+
+    def names(rules):
+        for rule in rules:
+            if rule.type == "qualified-rule":
+                for selector in lean_pages.selectors_of(rule):
+                    yield from lean_pages.names_in_selector(selector)
+            elif rule.type == "at-rule" and rule.lower_at_keyword in lean_pages.GROUPING_AT_RULES:
+                yield from names(lean_pages.parse_rules(rule.content))
+
+    kept = set(names(parsed))
+    assert kept and kept <= used
+    # The icon font is gone (its licence notice stays, as licences require).
+    assert not [rule for rule in parsed if lean_pages.is_icon_font_rule(rule)]
+    assert "fontawesome" not in "".join(rule.serialize() for rule in parsed).lower()
+
+
+def test_images_without_a_loading_attribute_are_made_lazy():
+    assert lean_pages.IMG_WITHOUT_LOADING.sub('<img loading="lazy"', '<img src="a.png">') == (
+        '<img loading="lazy" src="a.png">'
+    )
+    assert not lean_pages.IMG_WITHOUT_LOADING.search('<img loading="eager" src="a.png">')
+
+
+# Accessible names.
+
+
+def test_a_fold_without_text_is_named_after_its_pages_and_one_with_text_is_left():
+    sidebar = BeautifulSoup(
+        '<li><a href="a.html">Part A</a><details><summary></summary></details></li>'
+        '<li><a href="b.html">Part B</a><details><summary>Open</summary></details></li>',
+        "html.parser",
+    )
+    named = accessible_pages.name_sidebar_toggles(sidebar)
+    assert [s.get_text() for s in named.select("summary")] == ["Pages under Part A", "Open"]
+
+
+def test_hidden_cell_toggles_are_named_by_the_text_they_show():
+    context = {"body": f"{accessible_pages.LABEL_HIDING_VISIBLE_TEXT}Show code</summary>"}
+    accessible_pages.name_toggles_by_their_text(None, "page", "page.html", context, None)
+    assert context["body"] == "<summary>Show code</summary>"
+
+
+# Math typeset at build time.
+
+
+def test_katex_typesets_inline_and_display_math_with_a_mathml_copy():
+    typeset = katex_math.make_typesetter()
+    inline = BeautifulSoup(typeset(r"\frac{a}{b}", False), "html.parser")
+    display = BeautifulSoup(typeset(r"\sum_i x_i", True), "html.parser")
+    assert inline.select_one(".katex .katex-html") and inline.select_one(".katex math")
+    assert inline.select_one(".katex-display") is None
+    assert display.select_one(".katex-display")
+    assert "mfrac" in str(inline.select_one("math"))
+
+
+def test_katex_refuses_bad_latex():
+    with pytest.raises(Exception, match="KaTeX parse error"):
+        katex_math.make_typesetter()(r"\frac{a}{", False)
