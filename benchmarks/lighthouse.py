@@ -125,13 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (SITE / "index.html").exists():
         sys.exit("Build the site first: make html")
+    # A mistyped page is reported before anything is installed or started.
+    chosen = [p for p in pages() if not args.only or any(o in p for o in args.only)]
+    if not chosen:
+        sys.exit(f"No page matches {args.only}; pages are: {', '.join(pages())}")
     chrome = shutil.which("chromium")
     if chrome is None:
         sys.exit("Chromium is needed: apt-get install chromium")
     binary = ensure_lighthouse()
-    chosen = [p for p in pages() if not args.only or any(o in p for o in args.only)]
-    if not chosen:
-        sys.exit(f"No page matches {args.only}; pages are: {', '.join(pages())}")
     handler = functools.partial(CompressingHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

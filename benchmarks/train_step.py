@@ -16,10 +16,14 @@ so on), so that a slow moment of a shared machine hits all of them alike; the ta
 medians. The
 compiled programs of (a), (b) and (c) are also compared: their jaxprs, flattened to the
 sequence of primitives, are identical when the two libraries add nothing to the step.
+
+`--repeats`, `--steps` and `--batch` shrink the run (e.g. to check the script works); the
+defaults are the measurement.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -262,15 +266,30 @@ def matmul_gflops_per_second() -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def main() -> int:
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive_int, default=REPEATS, help="timed rounds")
+    parser.add_argument(
+        "--steps", type=positive_int, default=STEPS_PER_REPEAT, help="steps per timed round"
+    )
+    parser.add_argument("--batch", type=positive_int, default=BATCH, help="images per step")
+    args = parser.parse_args(argv)
+    repeats, steps_per_repeat, batch = args.repeats, args.steps, args.batch
     total_start = time.perf_counter()
     print(environment_summary())
     print(
-        f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, optax.adam({LEARNING_RATE:g}); "
-        f"{REPEATS} interleaved repeats of {STEPS_PER_REPEAT} steps each\n"
+        f"MLP {'-'.join(map(str, SIZES))}, batch {batch}, optax.adam({LEARNING_RATE:g}); "
+        f"{repeats} interleaved repeats of {steps_per_repeat} steps each\n"
     )
     train = load_digits().train
-    x, y = jnp.asarray(train.images[:BATCH]), jnp.asarray(train.labels[:BATCH])
+    x, y = jnp.asarray(train.images[:batch]), jnp.asarray(train.labels[:batch])
     optimizer = optax.adam(LEARNING_RATE)
 
     jax_steps = {}
@@ -296,13 +315,13 @@ def main() -> int:
     # Compile (or warm up) everything, then time in interleaved rounds.
     for impl in implementations:
         impl.run(2)
-    for round_index in range(REPEATS):
+    for round_index in range(repeats):
         # Each round starts with a different implementation, so none always goes first.
         shift = round_index % len(implementations)
         for impl in implementations[shift:] + implementations[:shift]:
             start = time.perf_counter()
-            impl.run(STEPS_PER_REPEAT)
-            impl.seconds_per_step.append((time.perf_counter() - start) / STEPS_PER_REPEAT)
+            impl.run(steps_per_repeat)
+            impl.seconds_per_step.append((time.perf_counter() - start) / steps_per_repeat)
 
     medians = {impl.name: statistics.median(impl.seconds_per_step) for impl in implementations}
     baseline = medians[implementations[0].name]
@@ -319,7 +338,7 @@ def main() -> int:
         print("(f) pytorch: skipped, `import torch` failed (not installed)")
 
     # Arithmetic rate of (a): forward + backward matmuls, ~6 × batch × sum(in × out).
-    flops = 6 * BATCH * sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
+    flops = 6 * batch * sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
     achieved = flops / baseline / 1e9
     peak = matmul_gflops_per_second()
     print(
