@@ -14,15 +14,8 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 
 from tests.paths import ROOT
+from tests.test_build_failures import NOTEBOOK_HEADER
 
-HEADER = """\
----
-file_format: mystnb
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-"""
 FRESH_ID = "import uuid\nprint(uuid.uuid4().hex)\n"
 PAGES = {
     "uses_purenn": "# Uses purenn\n\n```{code-cell} ipython3\nimport purenn\n"
@@ -41,7 +34,7 @@ def throwaway_repository(tmp_path: Path) -> Path:
     docs = root / "docs"
     (docs / "index.md").write_text("# Throwaway\n\n```{toctree}\nuses_purenn\nplain\n```\n")
     for name, text in PAGES.items():
-        (docs / f"{name}.md").write_text(HEADER + text, encoding="utf8")
+        (docs / f"{name}.md").write_text(NOTEBOOK_HEADER + text, encoding="utf8")
     return root
 
 
