@@ -1,16 +1,11 @@
 """The execution key: a page re-runs when the lock or a package it imports changes, not others."""
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.paths import ROOT
+from tests.test_extensions import load
 
-spec = importlib.util.spec_from_file_location(
-    "live_execution", ROOT / "docs" / "_ext" / "live_execution.py"
-)
-live_execution = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(live_execution)
+live_execution = load("live_execution")
 
 
 def make_root(tmp_path: Path) -> Path:
