@@ -28,12 +28,17 @@ doctest: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The libraries alone: nothing is built, so a change to purenn or tinyjax is checked in minutes.
+test-lib: $(STAMP)
+	$(BIN)/python -m pytest tests/purenn tests/tinyjax
+
 livehtml: $(STAMP)
 	$(BIN)/sphinx-autobuild -c . docs _build/html --host 127.0.0.1 --port 8000 \
 		--watch src --ignore "*/jupyter_execute/*" $(SPHINXOPTS)
 
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[a-z]*.py; do echo "== $$script"; \
+		$(BIN)/python -m benchmarks.$$(basename $$script .py) || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,59 +3,29 @@
 Serves _build/html on 127.0.0.1, runs the pinned Lighthouse (benchmarks/lighthouse, from its
 package-lock) against Debian's Chromium, and prints, per page: the four category scores and
 the total page weight. Targets: performance >= 0.95, accessibility, best practices and SEO
-1.0, weight <= 600 KiB. Run with `make bench` after `make html`.
+1.0, weight <= 600 KiB. Run with `make bench` after `make html`, or
+`python -m benchmarks.lighthouse PAGE...` for some pages.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import gzip
-import http.server
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
+
+from benchmarks._local_site import CHROMIUM_FLAGS, chromium, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "_build" / "html"
 TOOL = Path(__file__).resolve().parent / "lighthouse"
-CHROME_FLAGS = (
-    "--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking "
-    "--disable-component-update --disable-sync"
-)
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 TARGETS = {"performance": 0.95, "accessibility": 1.0, "best-practices": 1.0, "seo": 1.0}
 MAX_WEIGHT_KIB = 600
-
-
-COMPRESSIBLE = {".html", ".css", ".js", ".svg", ".json", ".txt", ".ipynb", ".md"}
-
-
-class CompressingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files gzip-compressed when asked, as any real static host does."""
-
-    def send_head(self):
-        path = Path(self.translate_path(self.path))
-        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
-        if not (accepts_gzip and path.is_file() and path.suffix in COMPRESSIBLE):
-            return super().send_head()
-        body = gzip.compress(path.read_bytes(), mtime=0)
-        self.send_response(200)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "max-age=3600")
-        self.end_headers()
-        return io.BytesIO(body)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
 
 
 def pages() -> list[str]:
@@ -81,6 +51,7 @@ def ensure_lighthouse() -> Path:
 
 
 def audit(binary: Path, url: str, chrome: str, keep: Path | None = None) -> dict:
+    flags = ("--headless", *CHROMIUM_FLAGS)
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         subprocess.run(
@@ -90,7 +61,7 @@ def audit(binary: Path, url: str, chrome: str, keep: Path | None = None) -> dict
                 "--quiet",
                 "--output=json",
                 f"--output-path={report}",
-                f"--chrome-flags={CHROME_FLAGS} --user-data-dir={scratch}/profile",
+                f"--chrome-flags={' '.join(flags)} --user-data-dir={scratch}/profile",
             ],
             check=True,
             env={**os.environ, "CHROME_PATH": chrome},
@@ -129,14 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [p for p in pages() if not args.only or any(o in p for o in args.only)]
     if not chosen:
         sys.exit(f"No page matches {args.only}; pages are: {', '.join(pages())}")
-    chrome = shutil.which("chromium")
-    if chrome is None:
-        sys.exit("Chromium is needed: apt-get install chromium")
+    try:
+        chrome = chromium()
+    except FileNotFoundError as missing:
+        sys.exit(str(missing))
     binary = ensure_lighthouse()
-    handler = functools.partial(CompressingHandler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
     header = (
         f"{'page':38s} {'perf':>5s} {'a11y':>5s} {'best':>5s} {'seo':>5s} {'KiB':>5s} "
         + " ".join(f"{name:>5s}" for name in METRICS)
@@ -144,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     misses = 0
-    try:
+    with serve(SITE) as base:
         for page in chosen:
             keep = REPORTS / page.replace(".html", ".json")
             result = audit(binary, f"{base}/{page}", chrome, keep)
@@ -169,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"  misses: {', '.join(missed)}" if missed else ""),
                 flush=True,
             )
-    finally:
-        server.shutdown()
     print(f"\n{misses} of {len(chosen)} pages miss a target")
     print(f"Times in seconds; full reports in {REPORTS.relative_to(ROOT)}/")
     return 0
