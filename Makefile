@@ -6,7 +6,7 @@ SPHINX := $(BIN)/sphinx-build -c . docs
 SPHINXOPTS ?= -W --keep-going -q
 STAMP := $(VENV)/.installed
 
-.PHONY: html test doctest pytest livehtml bench lint lock clean
+.PHONY: html test test-lib doctest pytest livehtml bench lint lock clean
 
 html: $(STAMP)
 	@command -v dot >/dev/null || { echo "make html: Graphviz's dot is missing; it draws the" \

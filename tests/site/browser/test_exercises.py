@@ -4,6 +4,8 @@ import pytest
 
 from tests.paths import teaching_pages
 
+pytestmark = pytest.mark.browser
+
 # sphinx-togglebutton folds with visibility and opacity, not display: ask about both.
 SHOWN_PARTS = """(solution) => [...solution.querySelectorAll("div.cell_input, div.cell_output")]
     .filter((part) => part.checkVisibility({visibilityProperty: true, opacityProperty: true}))

@@ -5,6 +5,8 @@ from axe_playwright_python.sync_playwright import Axe
 
 from tests.paths import every_page
 
+pytestmark = pytest.mark.browser
+
 # Besides the default rules, one axe still calls experimental: a control's name must contain
 # the words it shows, so that a reader can operate it by voice.
 AXE_OPTIONS = {

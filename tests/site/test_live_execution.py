@@ -3,7 +3,11 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.test_extensions import load
+import pytest
+
+from tests.site.test_extensions import load
+
+pytestmark = pytest.mark.sources
 
 live_execution = load("live_execution")
 

@@ -8,6 +8,8 @@ from bs4 import BeautifulSoup
 
 from tests.paths import every_page, notebook_pages, teaching_pages
 
+pytestmark = pytest.mark.built
+
 EVERY_PAGE = every_page()
 NOTEBOOK_PAGES = notebook_pages()
 TEACHING_PAGES = teaching_pages()

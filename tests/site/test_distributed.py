@@ -40,6 +40,8 @@ from purenn.layers import mlp_apply, mlp_init
 from purenn.parallel import batch_mesh
 from purenn.training import classification_loss, fit, make_train_step
 
+pytestmark = pytest.mark.processes
+
 STEPS = 20
 # The two runs may differ by float32 rounding: gloo adds the gradients in its own order.
 TOLERANCE = 1e-6

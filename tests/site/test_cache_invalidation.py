@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from bs4 import BeautifulSoup
 
 from tests.paths import ROOT
-from tests.test_build_failures import NOTEBOOK_HEADER
+from tests.site.test_build_failures import NOTEBOOK_HEADER
+
+pytestmark = pytest.mark.sphinx
 
 FRESH_ID = "import uuid\nprint(uuid.uuid4().hex)\n"
 PAGES = {

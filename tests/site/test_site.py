@@ -10,8 +10,10 @@ import pytest
 from bs4 import BeautifulSoup
 
 from tests.paths import DOCS, every_page, notebook_pages, site_pages
-from tests.test_docstrings import MODULES, public_names
-from tests.test_extensions import load as load_extension
+from tests.purenn.test_docstrings import MODULES, public_names
+from tests.site.test_extensions import load as load_extension
+
+pytestmark = pytest.mark.built
 
 PAGES = site_pages()
 NOTEBOOK_PAGES = notebook_pages()

@@ -15,6 +15,8 @@ from bs4 import BeautifulSoup
 
 from tests.paths import ROOT
 
+pytestmark = pytest.mark.sphinx
+
 NOTEBOOK_HEADER = """\
 ---
 file_format: mystnb

@@ -4,6 +4,8 @@ import pytest
 
 from tests.paths import every_page
 
+pytestmark = pytest.mark.browser
+
 TABLET_WIDTH = 768
 
 

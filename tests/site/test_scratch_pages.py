@@ -11,6 +11,8 @@ from myst_nb.core.read import read_myst_markdown_notebook
 import tinyjax
 from tests.paths import DOCS, site_pages
 
+pytestmark = pytest.mark.sources
+
 SCRATCH_PAGES = [page for page in site_pages() if page.startswith("scratch/")]
 JAX_TRANSFORM = re.compile(
     r"\bjax\.(?:jvp|vmap|jit|grad|vjp|linearize|make_jaxpr|linear_transpose)\("

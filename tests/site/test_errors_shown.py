@@ -13,6 +13,8 @@ from bs4 import BeautifulSoup
 
 from tests.paths import notebook_pages
 
+pytestmark = pytest.mark.built
+
 NOTEBOOK_PAGES = notebook_pages()
 RAISES_TAG = "raises-exception"
 

@@ -8,6 +8,8 @@ from myst_nb.core.read import read_myst_markdown_notebook
 
 from tests.paths import DOCS, SITE, every_page, notebook_pages, site_pages
 
+pytestmark = pytest.mark.browser
+
 PAGES = site_pages()
 EVERY_PAGE = every_page()
 PHONE_WIDTH = 375

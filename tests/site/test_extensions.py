@@ -10,6 +10,8 @@ from bs4 import BeautifulSoup
 
 from tests.paths import DOCS
 
+pytestmark = pytest.mark.sources
+
 EXTENSIONS = DOCS / "_ext"
 
 

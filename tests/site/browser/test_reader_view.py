@@ -4,6 +4,8 @@ import pytest
 
 from tests.paths import SITE, every_page, notebook_pages
 
+pytestmark = pytest.mark.browser
+
 PHONE_WIDTH = 375
 UNTRIMMED_STYLESHEETS = SITE.with_name(f"{SITE.name}-untrimmed-css")
 

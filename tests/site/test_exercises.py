@@ -9,6 +9,8 @@ from bs4 import BeautifulSoup
 
 from tests.paths import teaching_pages
 
+pytestmark = pytest.mark.built
+
 TEACHING_PAGES = teaching_pages()
 SELF_CHECK = re.compile(r"^\s*assert\b|\bnp\.testing\.assert_|\bnumpy\.testing\.assert_", re.M)
 

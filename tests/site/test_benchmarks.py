@@ -19,6 +19,8 @@ import pytest
 
 from tests.paths import ROOT
 
+pytestmark = pytest.mark.processes
+
 BENCHMARKS = ROOT / "benchmarks"
 
 
