@@ -6,12 +6,13 @@ SPHINX := $(BIN)/sphinx-build -c . docs
 SPHINXOPTS ?= -W --keep-going -q
 STAMP := $(VENV)/.installed
 
-.PHONY: html test test-lib doctest pytest livehtml bench lint lock clean
+.PHONY: html test test-lib doctest pytest livehtml bench lint lock clean system-deps
 
-html: $(STAMP)
-	@command -v dot >/dev/null || { echo "make html: Graphviz's dot is missing; it draws the" \
-		"site's diagrams during the build. Install it (Debian: apt-get install graphviz)." >&2; \
-		exit 1; }
+# Debian packages: Graphviz draws the diagrams at build time, Chromium (with a font) runs the
+# browser tests. Nothing else comes from outside the lock.
+DEBIAN_PACKAGES := chromium fonts-dejavu-core graphviz
+
+html: system-deps $(STAMP)
 	$(SPHINX) -b html _build/html $(SPHINXOPTS)
 	@echo "Built the site: open _build/html/index.html"
 
@@ -25,7 +26,7 @@ doctest: $(STAMP)
 	JAX_DOCS_EXECUTION=off $(SPHINX) -b doctest _build/doctest/output $(SPHINXOPTS)
 	@tail -n 5 _build/doctest/output/output.txt
 
-pytest: $(STAMP)
+pytest: system-deps $(STAMP)
 	$(BIN)/python -m pytest
 
 # The libraries alone: nothing is built, so a change to purenn or tinyjax is checked in minutes.
@@ -49,6 +50,24 @@ lock:
 	uv pip compile pyproject.toml requirements.in --extra docs --extra peers --extra test \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--generate-hashes --no-header -o requirements.lock
+
+# Installs the Debian packages that are missing: with apt as root, otherwise it names the command.
+system-deps:
+	@missing=""; \
+	for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			echo "Installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $$missing >/dev/null || exit 1; \
+		else \
+			echo "Missing Debian packages:$$missing. Run: sudo apt-get install$$missing" >&2; \
+			exit 1; \
+		fi; \
+	fi
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
