@@ -8,6 +8,7 @@ script's server, and a real audit is left to `make bench`.
 
 import gzip
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,7 @@ def lighthouse(monkeypatch, tmp_path):
         (site / page).parent.mkdir(parents=True, exist_ok=True)
         (site / page).write_text(f"<!doctype html><title>{page}</title>" + "x" * 2000)
     monkeypatch.setattr(module, "SITE", site)
+    monkeypatch.setattr(module, "REPORTS", tmp_path / "reports")
     return module
 
 
@@ -159,7 +161,7 @@ def test_lighthouse_serves_each_page_and_prints_its_row(lighthouse, monkeypatch,
     """The audit is replaced by a fetch of the page from the script's own server."""
     audited = []
 
-    def audit(binary, url, chrome, keep=None):
+    def audit(binary, url, chrome):
         request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["Content-Encoding"] == "gzip"  # as a real host serves it
@@ -172,7 +174,7 @@ def test_lighthouse_serves_each_page_and_prints_its_row(lighthouse, monkeypatch,
     monkeypatch.setattr(lighthouse.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(lighthouse, "ensure_lighthouse", lambda: Path("lighthouse"))
     monkeypatch.setattr(lighthouse, "audit", audit)
-    assert lighthouse.main(["404", "intro"]) == 0
+    assert lighthouse.main(["404", "intro", "--runs", "1"]) == 0
     assert audited == ["404.html", "guide/intro.html"]
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()
@@ -186,3 +188,38 @@ def test_lighthouse_serves_each_page_and_prints_its_row(lighthouse, monkeypatch,
     assert "performance" not in passed
     summary = next(line for line in lines[4:] if line.strip())
     assert re.findall(r"\d+", summary) == ["1", "2"]  # 1 of the 2 pages
+
+
+def test_lighthouse_reports_the_median_of_its_runs(lighthouse, monkeypatch, capsys):
+    """Three runs of one page: one slow outlier moves no column, and the row shows all three."""
+    scores = iter([0.70, 0.99, 0.96])
+    audited = []
+
+    def audit(binary, url, chrome):
+        audited.append(url)
+        report = fake_report(next(scores), 100)
+        lcp = report["audits"]["largest-contentful-paint"]
+        lcp["numericValue"] = {0.70: 9000.0, 0.99: 1000.0, 0.96: 2000.0}[
+            report["categories"]["performance"]["score"]
+        ]
+        return report
+
+    monkeypatch.setattr(lighthouse.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(lighthouse, "ensure_lighthouse", lambda: Path("lighthouse"))
+    monkeypatch.setattr(lighthouse, "audit", audit)
+    assert lighthouse.main(["intro"]) == 0
+    assert len(audited) == lighthouse.RUNS == 3
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("guide/intro.html")).split()
+    header = lines[0].split()
+    assert float(row[1]) == 0.96  # the median, not the last run nor the mean
+    assert float(row[header.index("LCP")]) == pytest.approx(2.0)  # median 2000 ms
+    assert "0.70," in row and "0.99," in row and "0.96" in row  # the spread, in run order
+    assert "misses:" not in " ".join(row)
+    saved = json.loads((lighthouse.REPORTS / "guide" / "intro.json").read_text())
+    assert saved["categories"]["performance"]["score"] == 0.96
+
+
+def test_lighthouse_rejects_zero_runs(lighthouse):
+    with pytest.raises(SystemExit):
+        lighthouse.main(["--runs", "0"])
