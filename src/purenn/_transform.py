@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from purenn._describe import describe
-from purenn._transform_frame import Frame, current_frame, frame_scope, module_scope, trace_state
+from purenn.frames import Frame, current_frame, frame_scope, module_scope, trace_state
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 State = Mapping[str, Mapping[str, jax.Array]]
@@ -44,7 +44,7 @@ class TransformError(Exception):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import TransformError
+        >>> from purenn import TransformError
         >>> try:
         ...     purenn.get_parameter("w", (2,), init=jnp.zeros)
         ... except TransformError as err:
@@ -58,7 +58,7 @@ class TransformTypeError(TransformError, TypeError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import TransformTypeError
+        >>> from purenn import TransformTypeError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.apply([1.0], None, jnp.ones(3))
@@ -73,7 +73,7 @@ class MissingParameterError(TransformError, LookupError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import MissingParameterError
+        >>> from purenn import MissingParameterError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.apply({}, None, jnp.ones(3))
@@ -88,7 +88,7 @@ class ShapeMismatchError(TransformError, ValueError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import ShapeMismatchError
+        >>> from purenn import ShapeMismatchError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> params = model.init(jax.random.key(0), jnp.ones(3))
         >>> try:
@@ -104,7 +104,7 @@ class MissingRngError(TransformError, ValueError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import MissingRngError
+        >>> from purenn import MissingRngError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.init(None, jnp.ones(3))
