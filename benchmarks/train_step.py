@@ -13,9 +13,10 @@ optax.adam(1e-3), parameters and optimizer state in, new ones out. Implementatio
 
 The timed repeats are interleaved across implementations (a, b, c, ..., then b, c, ..., a, and
 so on), so that a slow moment of a shared machine hits all of them alike; the table reports
-medians. The
-compiled programs of (a), (b) and (c) are also compared: their jaxprs, flattened to the
-sequence of primitives, are identical when the two libraries add nothing to the step.
+medians. (a) to (d) run one step, purenn.training.make_train_step, around their own apply
+functions, so they differ only in how the model is written. The compiled programs of (a), (b)
+and (c) are also compared: their jaxprs, flattened to the sequence of primitives, are identical
+when the two libraries add nothing to the step.
 
 `--repeats`, `--steps` and `--batch` shrink the run (e.g. to check the script works); the
 defaults are the measurement.
@@ -39,6 +40,7 @@ import purenn
 from purenn.data import load_digits
 from purenn.layers import mlp_apply, mlp_init
 from purenn.timing import environment_summary, format_seconds
+from purenn.training import make_train_step
 
 SIZES = [64, 512, 512, 10]
 BATCH = 256
@@ -52,18 +54,13 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def jitted_step(apply_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
-    """The step every JAX implementation but NNX shares; only apply_fn differs."""
+    """purenn's train step, shared by every JAX implementation but NNX; only apply_fn differs."""
 
-    def loss_fn(params, x, y):
-        return cross_entropy(apply_fn(params, x), y)
+    def loss_fn(params, state, batch):
+        x, y = batch
+        return cross_entropy(apply_fn(params, x), y), ({}, state)
 
-    @jax.jit
-    def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    return step
+    return make_train_step(loss_fn, optimizer)
 
 
 class Implementation:
@@ -77,12 +74,13 @@ class Implementation:
 
 
 def carry_runner(step: Callable, params: Any, opt_state: Any, x: Any, y: Any) -> Callable:
-    carry = [params, opt_state]
+    carry = [params, {}, opt_state]
 
     def run(steps: int) -> Any:
         for _ in range(steps):
-            carry[0], carry[1], loss = step(carry[0], carry[1], x, y)
-        return jax.block_until_ready(loss)
+            *advanced, metrics = step(*carry, (x, y))
+            carry[:] = advanced
+        return jax.block_until_ready(metrics["loss"])
 
     return run
 
@@ -348,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Are (b) and (c) the same program as (a)?
     sequences = {
-        name: primitive_sequence(jax.make_jaxpr(step)(params, opt_state, x, y).jaxpr)
+        name: primitive_sequence(jax.make_jaxpr(step)(params, {}, opt_state, (x, y)).jaxpr)
         for name, (step, params, opt_state) in jax_steps.items()
     }
     for name in ("(b)", "(c)", "(d)"):

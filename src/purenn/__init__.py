@@ -16,9 +16,8 @@ Example:
     {'linear': ['b', 'w']}
 """
 
-from purenn import data, layers, parallel, timing, training
-from purenn.modules import MLP, BatchNorm, Dropout, Linear
-from purenn.transform import (
+from purenn import data, frames, layers, parallel, timing, training
+from purenn._transform import (
     MissingParameterError,
     MissingRngError,
     Module,
@@ -35,6 +34,7 @@ from purenn.transform import (
     transform_with_state,
     without_apply_rng,
 )
+from purenn.modules import MLP, BatchNorm, Dropout, Linear
 
 __all__ = [
     "MLP",
@@ -51,6 +51,7 @@ __all__ = [
     "TransformedWithState",
     "data",
     "distributed",
+    "frames",
     "get_parameter",
     "get_state",
     "layers",

@@ -57,7 +57,7 @@ from jax.sharding import PartitionSpec as P
 from purenn.data import NUM_CLASSES, Examples, batches, load_digits
 from purenn.layers import mlp_apply, mlp_init
 from purenn.parallel import batch_mesh, make_sharded_train_step, put_replicated
-from purenn.training import classification_loss
+from purenn.training import classification_loss, stateless
 
 __all__ = [
     "free_port",
@@ -321,7 +321,7 @@ def train_digits(
     params = jax.jit(mlp_init, static_argnums=1)(jax.random.key(seed), sizes)
     opt_state = optimizer.init(params)
     params, opt_state = put_replicated(params, mesh), put_replicated(opt_state, mesh)
-    step = make_sharded_train_step(_digits_loss, optimizer, mesh)
+    step = make_sharded_train_step(stateless(_digits_loss), optimizer, mesh)
 
     losses: list[float] = []
     positions = _batch_positions(len(train.labels), batch_size, jax.random.key(seed + 1))
@@ -331,7 +331,7 @@ def train_digits(
         mine = next(positions)[rows]
         local = Examples(train.images[mine], train.labels[mine])
         batch = put_process_batch(local, mesh, batch_size)
-        params, opt_state, metrics = step(params, opt_state, batch)
+        params, _, opt_state, metrics = step(params, {}, opt_state, batch)
         losses.append(float(metrics["loss"]))
         if log is not None and (number == 1 or number % log_every == 0 or number == steps):
             log(f"step {number:>{len(str(steps))}}/{steps}  loss {losses[-1]:.4f}")

@@ -8,7 +8,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from purenn.transform import Initializer, Module, get_parameter, get_state, next_rng_key, set_state
+from purenn._transform import (
+    Initializer,
+    Module,
+    get_parameter,
+    get_state,
+    next_rng_key,
+    set_state,
+)
 
 
 def _lecun_normal(shape: tuple[int, ...], dtype: Any) -> jax.Array:

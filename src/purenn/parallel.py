@@ -21,7 +21,7 @@ so a multi-process launcher can build on them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -31,7 +31,7 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from purenn.training import LossFn, _step_function
+from purenn.training import LossFn, TrainStep, _step_function
 
 __all__ = [
     "make_pmap_train_step",
@@ -42,6 +42,8 @@ __all__ = [
     "batch_mesh",
     "put_replicated",
     "put_batch",
+    "batch_sharding",
+    "per_device",
 ]
 
 PyTree = Any
@@ -57,18 +59,64 @@ def _leading_size(batch: PyTree) -> int:
     return sizes.pop()
 
 
-def _check_divisible(batch: PyTree, num_devices: int) -> int:
-    size = _leading_size(batch)
+def per_device(size: int, num_devices: int, over: str | None = None) -> int:
+    """How many of ``size`` examples each of ``num_devices`` devices gets, if they split evenly.
+
+    Every helper that splits a batch over devices or processes checks the split here, so the
+    error reads the same everywhere.
+
+    Args:
+        size: the number of examples in the batch.
+        num_devices: the number of devices to split them over.
+        over: how the message names the devices, e.g. ``"2 processes × 4 devices"``;
+            defaults to ``"{num_devices} devices"``.
+
+    Returns:
+        ``size // num_devices``.
+
+    Raises:
+        ValueError: if ``size`` is not a multiple of ``num_devices``; the message suggests
+            the nearest sizes that are.
+
+    Example:
+        >>> from purenn.parallel import per_device
+        >>> per_device(12, 4)
+        3
+        >>> try:
+        ...     per_device(10, 4)
+        ... except ValueError as err:
+        ...     print(str(err).split(". ")[0])
+        A batch of 10 examples does not split evenly over 4 devices
+    """
     if size % num_devices:
         lower = size - size % num_devices
         below = f"{lower} or " if lower else ""
+        where = f"{num_devices} devices" if over is None else f"{over} = {num_devices} devices"
         raise ValueError(
-            f"A batch of {size} examples does not split evenly over {num_devices} devices. "
-            f"Use a batch size that is a multiple of {num_devices} (e.g. {below}"
-            f"{lower + num_devices}); purenn.data.batches with drop_remainder=True (its "
-            "default) gives every batch the same size."
+            f"A batch of {size} examples does not split evenly over {where}. Use a batch "
+            f"size that is a multiple of {num_devices} (e.g. {below}{lower + num_devices}); "
+            "purenn.data.batches with drop_remainder=True (its default) gives every batch "
+            "the same size."
         )
     return size // num_devices
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """The sharding that splits arrays by their leading (example) axis over all of ``mesh``.
+
+    Args:
+        mesh: a device mesh, e.g. from :func:`batch_mesh`.
+
+    Returns:
+        ``NamedSharding(mesh, PartitionSpec(mesh.axis_names))``: axis 0 is split over every
+        mesh axis together, so device ``i`` holds the ``i``-th block of examples.
+
+    Example:
+        >>> from purenn.parallel import batch_mesh, batch_sharding
+        >>> batch_sharding(batch_mesh()).spec
+        P('batch',)
+    """
+    return NamedSharding(mesh, P(mesh.axis_names))
 
 
 # --- pmap: one copy of the step per device -------------------------------------------------
@@ -157,56 +205,54 @@ def shard_batch(batch: PyTree, num_devices: int | None = None) -> PyTree:
         A batch of 10 examples does not split evenly over 4 devices
     """
     num_devices = jax.local_device_count() if num_devices is None else num_devices
-    per_device = _check_divisible(batch, num_devices)
-    return jax.tree.map(lambda x: x.reshape(num_devices, per_device, *x.shape[1:]), batch)
+    per_device_count = per_device(_leading_size(batch), num_devices)
+    return jax.tree.map(lambda x: x.reshape(num_devices, per_device_count, *x.shape[1:]), batch)
 
 
 def make_pmap_train_step(
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
     *,
-    with_state: bool = False,
     axis_name: str = "devices",
-) -> Callable[..., tuple]:
+) -> TrainStep:
     """Build a data-parallel train step with ``jax.pmap``, averaging gradients with pmean.
 
     Every device runs the step of :func:`purenn.training.make_train_step` on its share of
     the batch; before the update, the gradients, the metrics and the new model state are
     averaged over the devices with ``jax.lax.pmean`` (floating-point leaves only), so all
-    the copies take the same step.
+    the copies take the same step. Each device's new state (e.g. BatchNorm statistics of its
+    own share) is averaged the same way.
 
     Args:
         loss_fn: as for :func:`purenn.training.make_train_step`, written for one device's
             share of the batch; it needs no collectives of its own.
         optimizer: an ``optax.GradientTransformation``.
-        with_state: whether the model has state to thread through. Each device's new state
-            (e.g. BatchNorm statistics of its own share) is averaged over the devices.
         axis_name: the name of the device axis, for collectives in ``loss_fn`` if wanted.
 
     Returns:
         A pmapped step with the signature of the single-device one. ``params``,
-        ``opt_state`` (and ``state``) must be :func:`replicate`-d, the batch
+        ``state`` and ``opt_state`` must be :func:`replicate`-d, the batch
         :func:`shard_batch`-ed; the results, metrics included, have a leading device axis.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np, optax
         >>> from purenn.parallel import make_pmap_train_step, replicate, shard_batch
+        >>> from purenn.training import stateless
         >>> def loss_fn(params, batch):
         ...     x, y = batch
         ...     return jnp.mean((x * params["w"] - y) ** 2), {}
         >>> optimizer = optax.sgd(0.1)
-        >>> step = make_pmap_train_step(loss_fn, optimizer)
-        >>> params = replicate({"w": jnp.array(0.0)})
+        >>> step = make_pmap_train_step(stateless(loss_fn), optimizer)
+        >>> params, state = replicate({"w": jnp.array(0.0)}), replicate({})
         >>> opt_state = replicate(optimizer.init({"w": jnp.array(0.0)}))
         >>> n = 2 * jax.local_device_count()
         >>> batch = shard_batch((np.ones(n, np.float32), np.full(n, 2.0, np.float32)))
         >>> for _ in range(50):
-        ...     params, opt_state, metrics = step(params, opt_state, batch)
+        ...     params, state, opt_state, metrics = step(params, state, opt_state, batch)
         >>> np.round(np.asarray(params["w"]), 3).tolist() == [2.0] * jax.local_device_count()
         True
     """
-    step = _step_function(loss_fn, optimizer, with_state, axis_name=axis_name)
-    return jax.pmap(step, axis_name=axis_name)
+    return jax.pmap(_step_function(loss_fn, optimizer, axis_name=axis_name), axis_name=axis_name)
 
 
 # --- jit over sharded arrays: one program for the whole mesh --------------------------------
@@ -282,17 +328,15 @@ def put_batch(batch: PyTree, mesh: Mesh) -> PyTree:
         >>> batch["x"].shape, len(batch["x"].addressable_shards) == batch_mesh().size
         ((6, 2), True)
     """
-    _check_divisible(batch, mesh.size)
-    return jax.device_put(batch, NamedSharding(mesh, P(mesh.axis_names)))
+    per_device(_leading_size(batch), mesh.size)
+    return jax.device_put(batch, batch_sharding(mesh))
 
 
 def make_sharded_train_step(
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
     mesh: Mesh,
-    *,
-    with_state: bool = False,
-) -> Callable[..., tuple]:
+) -> TrainStep:
     """Build the single-device train step, jitted for a batch split over ``mesh``.
 
     The step is exactly the one of :func:`purenn.training.make_train_step`; only its
@@ -305,7 +349,6 @@ def make_sharded_train_step(
         loss_fn: as for :func:`purenn.training.make_train_step`.
         optimizer: an ``optax.GradientTransformation``.
         mesh: a one-axis device mesh, e.g. from :func:`batch_mesh`.
-        with_state: whether the model has state to thread through.
 
     Returns:
         A jitted step with the signature of the single-device one. Host arrays passed to it
@@ -316,27 +359,25 @@ def make_sharded_train_step(
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np, optax
         >>> from purenn.parallel import batch_mesh, make_sharded_train_step, put_replicated
+        >>> from purenn.training import stateless
         >>> def loss_fn(params, batch):
         ...     x, y = batch
         ...     return jnp.mean((x * params["w"] - y) ** 2), {}
         >>> optimizer = optax.sgd(0.1)
         >>> mesh = batch_mesh()
-        >>> step = make_sharded_train_step(loss_fn, optimizer, mesh)
-        >>> params = put_replicated({"w": jnp.array(0.0)}, mesh)
+        >>> step = make_sharded_train_step(stateless(loss_fn), optimizer, mesh)
+        >>> params, state = put_replicated({"w": jnp.array(0.0)}, mesh), {}
         >>> opt_state = put_replicated(optimizer.init({"w": jnp.array(0.0)}), mesh)
         >>> n = 2 * mesh.size
         >>> batch = (np.ones(n, np.float32), np.full(n, 2.0, np.float32))
         >>> for _ in range(50):
-        ...     params, opt_state, metrics = step(params, opt_state, batch)
+        ...     params, state, opt_state, metrics = step(params, state, opt_state, batch)
         >>> round(float(params["w"]), 3), params["w"].sharding.is_fully_replicated
         (2.0, True)
     """
     replicated = NamedSharding(mesh, P())
-    split = NamedSharding(mesh, P(mesh.axis_names))
-    step = _step_function(loss_fn, optimizer, with_state)
-    n_replicated = 3 if with_state else 2
     return jax.jit(
-        step,
-        in_shardings=(*([replicated] * n_replicated), split),
+        _step_function(loss_fn, optimizer),
+        in_shardings=(replicated, replicated, replicated, batch_sharding(mesh)),
         out_shardings=replicated,
     )

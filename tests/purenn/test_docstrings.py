@@ -26,14 +26,26 @@ MODULES = [
 ]
 
 
+def _is_api(obj: object) -> bool:
+    return inspect.isfunction(obj) or inspect.isclass(obj)
+
+
 def public_names() -> Iterator[tuple[str, object]]:
     for module_name in MODULES:
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             defined_here = getattr(obj, "__module__", None) == module.__name__
-            is_api = inspect.isfunction(obj) or inspect.isclass(obj)
-            if defined_here and is_api and not name.startswith("_"):
+            if defined_here and _is_api(obj) and not name.startswith("_"):
                 yield f"{module.__name__}.{name}", obj
+    # Names a package re-exports from a private module of its own (purenn._transform) are
+    # public only through the package, so they are checked under the package's name.
+    for package in PACKAGES:
+        for name in getattr(package, "__all__", []):
+            obj = getattr(package, name)
+            home = getattr(obj, "__module__", "") or ""
+            private_home = home.startswith(f"{package.__name__}._")
+            if _is_api(obj) and private_home:
+                yield f"{package.__name__}.{name}", obj
 
 
 @pytest.mark.parametrize(("name", "obj"), list(public_names()), ids=lambda v: str(v))
@@ -54,3 +66,14 @@ def test_public_name_has_a_doctest_example_that_passes(name, obj):
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
 def test_the_package_docstring_has_an_example(package):
     assert ">>>" in package.__doc__
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_no_module_shares_its_name_with_a_function(package):
+    # `import purenn.transform as t` must not hand back a function instead of the module.
+    clashes = [
+        module.name
+        for module in pkgutil.iter_modules(package.__path__)
+        if hasattr(package, module.name) and not inspect.ismodule(getattr(package, module.name))
+    ]
+    assert clashes == []

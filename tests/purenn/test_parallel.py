@@ -19,6 +19,8 @@ import pytest
 from purenn.data import Examples
 from purenn.parallel import (
     batch_mesh,
+    batch_sharding,
+    per_device,
     put_batch,
     put_replicated,
     replicate,
@@ -47,7 +49,7 @@ SCRIPT = textwrap.dedent(
         batch_mesh, make_pmap_train_step, make_sharded_train_step, put_batch,
         put_replicated, replicate, shard_batch, unreplicate,
     )
-    from purenn.training import classification_loss, fit, make_train_step
+    from purenn.training import classification_loss, fit, make_train_step, stateless
 
     def max_difference(a, b):
         pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
@@ -57,6 +59,7 @@ SCRIPT = textwrap.dedent(
     train = load_digits().train
     optimizer = optax.adamw(1e-3, weight_decay=1e-4)
 
+    @stateless
     def loss_fn(params, batch):
         return classification_loss(mlp_apply(params, batch.images), batch.labels)
 
@@ -67,9 +70,9 @@ SCRIPT = textwrap.dedent(
     mesh = batch_mesh()
     sharded = make_sharded_train_step(loss_fn, optimizer, mesh)
 
-    one = (params, opt_state)
-    per_device = (replicate(params), replicate(opt_state))
-    on_mesh = (put_replicated(params, mesh), put_replicated(opt_state, mesh))
+    one = (params, {{}}, opt_state)
+    per_device = (replicate(params), replicate({{}}), replicate(opt_state))
+    on_mesh = (put_replicated(params, mesh), {{}}, put_replicated(opt_state, mesh))
     steps = 0
     for batch in batches(train, 128, jax.random.key(1)):
         *one, m1 = single(*one, batch)
@@ -78,7 +81,8 @@ SCRIPT = textwrap.dedent(
         steps += 1
     results["steps"] = steps
     results["pmap_params"] = max_difference(one[0], unreplicate(per_device[0]))
-    results["pmap_opt_state"] = max_difference(one[1], unreplicate(per_device[1]))
+    results["pmap_opt_state"] = max_difference(one[2], unreplicate(per_device[2]))
+    results["states_empty"] = one[1] == per_device[1] == on_mesh[1] == {{}}
     results["pmap_copies_identical"] = all(
         bool((leaf == leaf[0]).all()) for leaf in jax.tree.leaves(per_device[0])
     )
@@ -121,9 +125,9 @@ SCRIPT = textwrap.dedent(
         loss, metrics = classification_loss(logits, batch.labels)
         return loss, (metrics, state)
 
-    bn_single = make_train_step(bn_loss, optimizer, with_state=True)
-    bn_sharded = make_sharded_train_step(bn_loss, optimizer, mesh, with_state=True)
-    bn_pmapped = make_pmap_train_step(bn_loss, optimizer, with_state=True)
+    bn_single = make_train_step(bn_loss, optimizer)
+    bn_sharded = make_sharded_train_step(bn_loss, optimizer, mesh)
+    bn_pmapped = make_pmap_train_step(bn_loss, optimizer)
     carry = (bn_params, bn_state, optimizer.init(bn_params))
     carry_mesh = tuple(put_replicated(tree, mesh) for tree in carry)
     carry_pmap = tuple(replicate(tree) for tree in carry)
@@ -166,6 +170,7 @@ def test_subprocess_has_eight_devices(eight_devices):
     assert eight_devices["device_count"] == DEVICES
     assert eight_devices["steps"] == 1437 // 128
     assert eight_devices["params_moved"] > 1e-3  # training did change the parameters
+    assert eight_devices["states_empty"]  # a model without state keeps {} through every step
 
 
 def test_pmap_step_equals_single_device_step(eight_devices):
@@ -236,6 +241,12 @@ def test_shard_batch_errors():
         shard_batch({"x": np.zeros((4, 2)), "y": np.zeros(8)}, num_devices=4)
 
 
+def test_per_device_names_the_split_it_could_not_make():
+    assert per_device(12, 4) == 3
+    with pytest.raises(ValueError, match=r"over 2 processes × 3 devices = 6 devices.*126 or 132"):
+        per_device(128, 6, over="2 processes × 3 devices")
+
+
 def test_mesh_helpers_on_one_device():
     mesh = batch_mesh()
     assert mesh.axis_names == ("batch",) and mesh.size == jax.device_count()
@@ -244,3 +255,4 @@ def test_mesh_helpers_on_one_device():
     batch = put_batch(Examples(np.zeros((4, 64), np.float32), np.arange(4)), mesh)
     assert batch.images.shape == (4, 64)
     assert batch.labels.sharding.spec == jax.sharding.PartitionSpec(("batch",))
+    assert batch.labels.sharding == batch_sharding(mesh)

@@ -10,11 +10,13 @@ import purenn
 from purenn.data import Examples, load_digits
 from purenn.layers import mlp_apply, mlp_init
 from purenn.training import (
+    Evaluation,
     FitResult,
     classification_loss,
     evaluate,
     fit,
     make_train_step,
+    stateless,
 )
 
 
@@ -28,8 +30,11 @@ def batch(digits):
     return Examples(digits.train.images[:64], digits.train.labels[:64])
 
 
-def layers_loss(params, batch):
+def plain_layers_loss(params, batch):
     return classification_loss(mlp_apply(params, batch.images), batch.labels)
+
+
+layers_loss = stateless(plain_layers_loss)
 
 
 # Compiling is most of the cost here, so the tests share one optimizer, model and step.
@@ -71,24 +76,25 @@ def test_classification_loss_matches_optax():
 
 
 def test_step_with_layers_lowers_the_loss(batch, layers_params, layers_step):
-    carry = (layers_params, ADAM.init(layers_params))
-    (params, _), losses = _run(layers_step, carry, batch, 20)
+    carry = (layers_params, {}, ADAM.init(layers_params))
+    (params, state, _), losses = _run(layers_step, carry, batch, 20)
+    assert state == {}
     assert losses[-1] < 0.5 * losses[0]
     assert isinstance(params, list) and params[0]["w"].shape == (64, 32)
 
 
 def test_step_is_pure_and_jitted(batch, layers_params, layers_step):
     params, opt_state, step = layers_params, ADAM.init(layers_params), layers_step
-    first = step(params, opt_state, batch)
-    second = step(params, opt_state, batch)
+    first = step(params, {}, opt_state, batch)
+    second = step(params, {}, opt_state, batch)
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
         np.testing.assert_array_equal(a, b)
     assert hasattr(step, "lower")  # a jax.jit-ed function
     # Metrics: the loss before the update, and the loss function's own metrics.
-    loss, metrics = jax.jit(layers_loss)(params, batch)
-    assert set(first[2]) == {"loss", "accuracy"}
-    np.testing.assert_allclose(first[2]["loss"], loss, rtol=1e-5)
-    np.testing.assert_allclose(first[2]["accuracy"], metrics["accuracy"])
+    loss, metrics = jax.jit(plain_layers_loss)(params, batch)
+    assert set(first[3]) == {"loss", "accuracy"}
+    np.testing.assert_allclose(first[3]["loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(first[3]["accuracy"], metrics["accuracy"])
 
 
 def test_step_with_transform_lowers_the_loss(batch):
@@ -99,8 +105,8 @@ def test_step_with_transform_lowers_the_loss(batch):
         return classification_loss(model.apply(params, batch.images), batch.labels)
 
     optimizer = optax.adam(1e-2)
-    step = make_train_step(loss_fn, optimizer)
-    (params, _), losses = _run(step, (params, optimizer.init(params)), batch, 20)
+    step = make_train_step(stateless(loss_fn), optimizer)
+    (params, _, _), losses = _run(step, (params, {}, optimizer.init(params)), batch, 20)
     assert losses[-1] < 0.5 * losses[0]
     assert sorted(params) == ["mlp/linear", "mlp/linear_1"]
 
@@ -130,7 +136,7 @@ def test_step_with_state_threads_batch_norm_statistics(batch):
     model, train_loss, _ = _batch_norm_model()
     params, state = model.init(jax.random.key(0), batch.images, True)
     optimizer = optax.adam(1e-2)
-    step = make_train_step(train_loss, optimizer, with_state=True)
+    step = make_train_step(train_loss, optimizer)
     carry = (params, state, optimizer.init(params))
     (params, new_state, _), losses = _run(step, carry, batch, 20)
     assert losses[-1] < 0.5 * losses[0]
@@ -145,7 +151,7 @@ def test_stateful_step_matches_a_hand_written_step(batch):
     params, state = model.init(jax.random.key(0), batch.images, True)
     optimizer = optax.sgd(0.1)
     opt_state = optimizer.init(params)
-    step = make_train_step(train_loss, optimizer, with_state=True)
+    step = make_train_step(train_loss, optimizer)
     got_params, got_state, _, metrics = step(params, state, opt_state, batch)
 
     grads, (_, want_state) = jax.grad(train_loss, has_aux=True)(params, state, batch)
@@ -161,36 +167,40 @@ def test_loss_fn_of_the_wrong_form_gets_a_clear_error(batch, layers_params):
     opt_state = optimizer.init(params)
 
     def bare_loss(params, batch):
-        return layers_loss(params, batch)[0]
+        return plain_layers_loss(params, batch)[0]
 
     with pytest.raises(TypeError, match=r"must return \(loss, metrics\).*return loss, \{\}"):
-        make_train_step(bare_loss, optimizer)(params, opt_state, batch)
+        make_train_step(stateless(bare_loss), optimizer)(params, {}, opt_state, batch)
 
     def per_example_loss(params, batch):
         logits = mlp_apply(params, batch.images)
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels), {}
 
     with pytest.raises(TypeError, match=r"scalar loss.*\.mean\(\)"):
-        make_train_step(per_example_loss, optimizer)(params, opt_state, batch)
+        make_train_step(stateless(per_example_loss), optimizer)(params, {}, opt_state, batch)
 
-    def stateless_loss(params, state, batch):
-        return layers_loss(params, batch)
+    def unwrapped_loss(params, state, batch):
+        return plain_layers_loss(params, batch)
 
-    with pytest.raises(TypeError, match="new model state"):
-        make_train_step(stateless_loss, optimizer, with_state=True)(params, {}, opt_state, batch)
+    with pytest.raises(TypeError, match=r"stateless\(loss_fn\).*\(metrics, new_state\)"):
+        make_train_step(unwrapped_loss, optimizer)(params, {}, opt_state, batch)
 
     def stateful_loss(params, batch):
-        loss, metrics = layers_loss(params, batch)
+        loss, metrics = plain_layers_loss(params, batch)
         return loss, (metrics, {})
 
-    with pytest.raises(TypeError, match="needs with_state=True"):
-        make_train_step(stateful_loss, optimizer)(params, opt_state, batch)
+    with pytest.raises(TypeError, match=r"already in the form.*without stateless"):
+        make_train_step(stateless(stateful_loss), optimizer)(params, {}, opt_state, batch)
+
+    bare_state_loss = stateless(lambda params, batch: (plain_layers_loss(params, batch)[0], 1.0))
+    with pytest.raises(TypeError, match="metrics are an object of type float"):
+        make_train_step(bare_state_loss, optimizer)(params, {}, opt_state, batch)
 
 
 def test_evaluate_matches_the_loss_on_the_whole_split(digits, layers_params):
     params = layers_params
     metrics = evaluate(layers_loss, params, digits.test)
-    loss, extra = jax.jit(layers_loss)(params, digits.test)
+    loss, extra = jax.jit(plain_layers_loss)(params, digits.test)
     assert list(metrics) == ["loss", "accuracy"]
     assert metrics["loss"] == pytest.approx(float(loss), rel=1e-5)
     assert metrics["accuracy"] == pytest.approx(float(extra["accuracy"]))
@@ -234,7 +244,7 @@ def test_fit_prints_one_line_per_epoch_and_returns_history(
     digits, layers_params, layers_step, capsys
 ):
     result = _small_fit(
-        digits, layers_params, layers_step, eval_fn=layers_loss, eval_examples=digits.test
+        digits, layers_params, layers_step, evaluation=Evaluation(layers_loss, digits.test)
     )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
@@ -264,7 +274,7 @@ def test_fit_prints_one_line_per_epoch_and_returns_history(
     assert history["test_accuracy"][-1] > 0.8
     final = evaluate(layers_loss, result.params, digits.test)
     assert final["accuracy"] == pytest.approx(history["test_accuracy"][-1])
-    assert result.state is None
+    assert result.state == {}
 
 
 def test_fit_is_deterministic_and_can_be_silent(digits, layers_params, layers_step, capsys):
@@ -280,7 +290,7 @@ def test_fit_with_state(digits, capsys):
     model, train_loss, eval_loss = _batch_norm_model()
     params, state = model.init(jax.random.key(0), digits.train.images[:8], True)
     optimizer = optax.adam(3e-3)
-    step = make_train_step(train_loss, optimizer, with_state=True)
+    step = make_train_step(train_loss, optimizer)
     result = fit(
         step,
         params,
@@ -290,9 +300,7 @@ def test_fit_with_state(digits, capsys):
         batch_size=256,
         key=jax.random.key(0),
         state=state,
-        eval_fn=eval_loss,
-        eval_examples=digits.test,
-        eval_name="val",
+        evaluation=Evaluation(eval_loss, digits.test, name="val"),
     )
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert "val_accuracy" in result.history
@@ -302,7 +310,7 @@ def test_fit_with_state(digits, capsys):
 def test_fit_argument_errors(digits, layers_params, layers_step):
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         fit(None, None, None, digits.train, epochs=0, batch_size=8, key=jax.random.key(0))
-    with pytest.raises(ValueError, match="pass both"):
-        _small_fit(digits, layers_params, layers_step, eval_fn=layers_loss)
+    with pytest.raises(TypeError, match=r"must be a purenn.training.Evaluation.*Evaluation\("):
+        _small_fit(digits, layers_params, layers_step, evaluation=(layers_loss, digits.test))
     with pytest.raises(ValueError, match="larger than the split"):
         fit(None, None, None, digits.test, epochs=1, batch_size=1000, key=jax.random.key(0))

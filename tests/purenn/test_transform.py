@@ -7,9 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from purenn import layers
-from purenn.modules import MLP, BatchNorm, Dropout, Linear
-from purenn.transform import (
+from purenn import (
     MissingParameterError,
     MissingRngError,
     Module,
@@ -20,12 +18,14 @@ from purenn.transform import (
     TransformTypeError,
     get_parameter,
     get_state,
+    layers,
     next_rng_key,
     set_state,
     transform,
     transform_with_state,
     without_apply_rng,
 )
+from purenn.modules import MLP, BatchNorm, Dropout, Linear
 
 KEY = jax.random.key(0)
 X = jnp.ones((2, 3))

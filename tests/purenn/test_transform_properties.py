@@ -4,9 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from purenn import layers
+from purenn import Module, layers, transform, transform_with_state, without_apply_rng
 from purenn.modules import MLP, BatchNorm, Dropout, Linear
-from purenn.transform import Module, transform, transform_with_state, without_apply_rng
 
 SETTINGS = settings(max_examples=25, deadline=None)
 # Every example compiles fresh jitted functions, so the jit-heavy properties get fewer.

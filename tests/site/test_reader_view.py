@@ -113,9 +113,10 @@ def test_the_private_name_check_finds_private_names():
     for code in (
         "from jax._src import clusters",
         "import jax._src.core",
-        "from purenn import _transform_frame",
-        "from purenn.transform import _pure_pair",
-        "purenn._transform_frame.current_frame()",
+        "from purenn import _transform",
+        "from purenn._transform import transform",
+        "from purenn.frames import _FRAMES",
+        "purenn._transform.current_frame()",
     ):
         assert PRIVATE_NAME.search(code), code
     for code in ("from purenn import transform", "jax.tree_util.tree_map", "x._value = 1"):

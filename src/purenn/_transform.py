@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purenn._transform_frame import Frame, current_frame, frame_scope, module_scope, trace_state
+from purenn._describe import describe
+from purenn.frames import Frame, current_frame, frame_scope, module_scope, trace_state
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 State = Mapping[str, Mapping[str, jax.Array]]
@@ -43,7 +44,7 @@ class TransformError(Exception):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import TransformError
+        >>> from purenn import TransformError
         >>> try:
         ...     purenn.get_parameter("w", (2,), init=jnp.zeros)
         ... except TransformError as err:
@@ -57,7 +58,7 @@ class TransformTypeError(TransformError, TypeError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import TransformTypeError
+        >>> from purenn import TransformTypeError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.apply([1.0], None, jnp.ones(3))
@@ -72,7 +73,7 @@ class MissingParameterError(TransformError, LookupError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import MissingParameterError
+        >>> from purenn import MissingParameterError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.apply({}, None, jnp.ones(3))
@@ -87,7 +88,7 @@ class ShapeMismatchError(TransformError, ValueError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import ShapeMismatchError
+        >>> from purenn import ShapeMismatchError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> params = model.init(jax.random.key(0), jnp.ones(3))
         >>> try:
@@ -103,7 +104,7 @@ class MissingRngError(TransformError, ValueError):
 
     Example:
         >>> import jax, jax.numpy as jnp, purenn
-        >>> from purenn.transform import MissingRngError
+        >>> from purenn import MissingRngError
         >>> model = purenn.transform(lambda x: purenn.Linear(2)(x))
         >>> try:
         ...     model.init(None, jnp.ones(3))
@@ -111,13 +112,6 @@ class MissingRngError(TransformError, ValueError):
         ...     print("jax.random.key(0)" in str(err))
         True
     """
-
-
-def _describe(value: Any) -> str:
-    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"an array of shape {tuple(shape)} and dtype {dtype}"
-    return f"an object of type {type(value).__name__}"
 
 
 def _frame_or_raise(what: str) -> Frame:
@@ -513,7 +507,7 @@ def _as_key(rng: Any, signature: str) -> Any:
         hint = "; for an apply that takes no key, use purenn.without_apply_rng(model)"
     raise TransformTypeError(
         f"rng must be a PRNG key such as jax.random.key(0), an int seed, or None, but got "
-        f"{_describe(rng)}. The call is {signature}{hint}."
+        f"{describe(rng)}. The call is {signature}{hint}."
     )
 
 
@@ -521,14 +515,14 @@ def _check_tree(tree: Any, what: str, signature: str) -> None:
     if not isinstance(tree, Mapping) or not all(isinstance(v, Mapping) for v in tree.values()):
         raise TransformTypeError(
             f"apply expected {what} to be a mapping {{module_name: {{name: array}}}} as returned "
-            f"by init, but got {_describe(tree)}. Pass what .init returned, in the order "
+            f"by init, but got {describe(tree)}. Pass what .init returned, in the order "
             f"{signature}."
         )
 
 
 def _check_transformable(f: Any, caller: str) -> None:
     if not callable(f):
-        raise TransformTypeError(f"{caller} expects a function, but got {_describe(f)}.")
+        raise TransformTypeError(f"{caller} expects a function, but got {describe(f)}.")
     while isinstance(f, functools.partial):
         f = f.func
     if isinstance(f, _JITTED_TYPE):
@@ -669,6 +663,6 @@ def without_apply_rng(transformed: Transformed | TransformedWithState) -> Any:
         return Transformed(transformed.init, apply)
     raise TransformTypeError(
         f"without_apply_rng expects the result of purenn.transform or "
-        f"purenn.transform_with_state, but got {_describe(transformed)}; call "
+        f"purenn.transform_with_state, but got {describe(transformed)}; call "
         "purenn.without_apply_rng(purenn.transform(f))."
     )
