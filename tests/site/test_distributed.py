@@ -38,7 +38,7 @@ from purenn.distributed import (
 )
 from purenn.layers import mlp_apply, mlp_init
 from purenn.parallel import batch_mesh
-from purenn.training import classification_loss, fit, make_train_step
+from purenn.training import classification_loss, fit, make_train_step, stateless
 
 pytestmark = pytest.mark.processes
 
@@ -176,7 +176,7 @@ def test_train_digits_in_one_process_is_fit_on_the_same_batches():
 
     optimizer = optax.adam(1e-3)
     params = mlp_init(jax.random.key(0), [64, 128, 128, 10])
-    step = make_train_step(loss_fn, optimizer)
+    step = make_train_step(stateless(loss_fn), optimizer)
     fitted = fit(step, params, optimizer.init(params), train, epochs=epochs,
                  batch_size=batch_size, key=jax.random.key(1), log=None)  # fmt: skip
     pairs = zip(jax.tree.leaves(result.params), jax.tree.leaves(fitted.params), strict=True)
