@@ -6,12 +6,14 @@
   toggle's name is its visible text.
 - The theme's sidebar folds the pages under a page (the API's modules, say) behind a chevron
   whose ``<summary>`` holds no text, so a screen reader announces a nameless control. Each
-  gets a name read to screen readers only: the section it opens.
+  gets a name read to screen readers only: the section it opens. The theme builds the
+  sidebar inside its own template function, with no event for its HTML, so the site's
+  override of the sidebar template (``docs/_templates/sbt-sidebar-nav.html``) renders the
+  theme's template and hands the result to ``name_sidebar_folds``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bs4 import BeautifulSoup
@@ -49,24 +51,28 @@ def name_sidebar_toggles(sidebar: BeautifulSoup) -> BeautifulSoup:
     return sidebar
 
 
-def name_sidebar_toggles_on_page(
+def name_sidebar_folds(sidebar_html: str) -> str:
+    """The sidebar's HTML with a screen-reader name in each fold that shows no text.
+
+    The override of the theme's sidebar template (``docs/_templates/sbt-sidebar-nav.html``)
+    calls this on what the theme's template wrote.
+
+    >>> fold = '<li><a href="api.html">API</a><details><summary></summary></details></li>'
+    >>> "Pages under API</span></summary>" in name_sidebar_folds(fold)
+    True
+    """
+    return str(name_sidebar_toggles(BeautifulSoup(sidebar_html, "html.parser")))
+
+
+def offer_sidebar_naming(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Wrap the theme's sidebar builder so that the sidebar it returns has named toggles."""
-    build_sidebar: Callable[..., Any] | None = context.get("generate_toctree_html")
-    if build_sidebar is None:
-        return
-
-    def named(*args: Any, **kwargs: Any) -> Any:
-        sidebar = build_sidebar(*args, **kwargs)
-        return name_sidebar_toggles(sidebar) if isinstance(sidebar, BeautifulSoup) else sidebar
-
-    context["generate_toctree_html"] = named
+    """Give the sidebar template the function that names its folds."""
+    context["name_sidebar_folds"] = name_sidebar_folds
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the page fixes."""
     app.connect("html-page-context", name_toggles_by_their_text)
-    # After the theme has put its sidebar builder into the page's context.
-    app.connect("html-page-context", name_sidebar_toggles_on_page, priority=900)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    app.connect("html-page-context", offer_sidebar_naming)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

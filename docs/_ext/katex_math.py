@@ -85,4 +85,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
 
     app.add_html_math_renderer("katex_prerender", (visit_inline, None), (visit_block, None))
     app.connect("html-page-context", link_stylesheet)
-    return {"parallel_read_safe": True, "parallel_write_safe": False}
+    # A parallel write forks workers that each typeset their own pages: KaTeX keeps no state
+    # between formulas, and a stylesheet added while a page is written goes on that page only.
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -5,7 +5,8 @@ itself it would keep showing outputs computed by an older ``purenn`` or an older
 extension adds to each page's kernelspec a fingerprint of the lock and of the sources of each
 package in ``src/`` that the page imports (``purenn``, ``tinyjax``; a page that imports none
 gets the lock's alone), and tells Sphinx to re-read exactly the pages whose fingerprint
-changed. It also publishes each executed notebook as the page's ``.ipynb`` download.
+changed. The keys of the pages read travel with the build environment, so a parallel read
+(``-j``) keeps them too.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
-from jupyter_cache import get_cache
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?\n)---\n", re.DOTALL)
 
@@ -92,31 +88,22 @@ def outdated_pages(
     return stale
 
 
-def publish_notebook(
-    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+def forget_page(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+    """Drop the key of a page that is about to be read again, or that was removed."""
+    getattr(env, "live_execution_pages", {}).pop(docname, None)
+
+
+def merge_pages(
+    app: Sphinx, env: BuildEnvironment, docnames: set[str], other: BuildEnvironment
 ) -> None:
-    """Offer the executed notebook of a text page as its ``.ipynb`` download."""
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if doctree is None or not executed.exists():
-        return
-    notebook = nbformat.read(executed, as_version=4)
-    # myst-nb writes the notebook it parsed; when a page's outputs came from the cache they
-    # were merged into a copy, so take them from the cache, where every executed run lives.
-    if app.config.nb_execution_mode == "cache":
-        try:
-            _, notebook = get_cache(app.config.nb_execution_cache_path).merge_match_into_notebook(
-                notebook
-            )
-        except KeyError:
-            logger.warning("no executed notebook in the cache for %s", pagename)
-    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, target)
-    context["ipynb_source"] = f"{pagename}.ipynb"
+    """Take the keys of the pages a parallel reader read into the main environment."""
+    read = getattr(other, "live_execution_pages", {})
+    env.live_execution_pages = getattr(env, "live_execution_pages", {})
+    env.live_execution_pages.update({name: read[name] for name in docnames if name in read})
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register the execution-key and notebook-download hooks."""
+    """Register the execution-key hooks."""
     # Not a rebuild trigger for the whole site: outdated_pages picks the affected pages.
     app.add_config_value("live_execution_keys", {}, "")
     app.connect(
@@ -127,6 +114,11 @@ def setup(app: Sphinx) -> dict[str, Any]:
     )
     app.connect("source-read", stamp_kernelspec)
     app.connect("env-get-outdated", outdated_pages)
-    # Before the theme builds its header buttons (priority 501), so they see the notebook.
-    app.connect("html-page-context", publish_notebook, priority=400)
-    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
+    app.connect("env-purge-doc", forget_page)
+    app.connect("env-merge-info", merge_pages)
+    return {
+        "version": "1",
+        "env_version": 1,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import tinycss2
 from bs4 import BeautifulSoup
+from sphinx.application import Sphinx
 
 from tests.paths import DOCS
 
@@ -24,6 +25,7 @@ def load(name: str):
 
 MODULES = sorted(path.stem for path in EXTENSIONS.glob("*.py"))
 lean_pages = load("lean_pages")
+css_trim = load("lean_stylesheets")
 accessible_pages = load("accessible_pages")
 katex_math = load("katex_math")
 diagrams = load("diagrams")
@@ -37,25 +39,43 @@ def test_each_extension_has_a_docstring_and_its_examples_pass(name):
     assert result.failed == 0
 
 
+@pytest.fixture
+def sphinx_app(tmp_path):
+    source = tmp_path / "docs"
+    source.mkdir()
+    (source / "conf.py").write_text("")
+    (source / "index.rst").write_text("Index\n=====\n")
+    out = tmp_path / "_build"
+    return Sphinx(source, source, out / "html", out / "doctrees", "html", status=None)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_each_extension_declares_its_version_and_parallel_safety(sphinx_app, name):
+    metadata = load(name).setup(sphinx_app)
+    assert isinstance(metadata.get("version"), str), f"docs/_ext/{name}.py: setup has no version"
+    for key in ("parallel_read_safe", "parallel_write_safe"):
+        assert isinstance(metadata.get(key), bool), f"docs/_ext/{name}.py: setup has no {key}"
+
+
 # Trimming stylesheets.
 
 
 def test_a_selector_list_splits_only_at_its_own_commas():
-    (rule,) = lean_pages.parse_rules("a:is(.x, .y), .z > b { color: red }")
-    selectors = [tinycss2.serialize(s).strip() for s in lean_pages.selectors_of(rule)]
+    (rule,) = css_trim.parse_rules("a:is(.x, .y), .z > b { color: red }")
+    selectors = [tinycss2.serialize(s).strip() for s in css_trim.selectors_of(rule)]
     assert selectors == ["a:is(.x, .y)", ".z > b"]
 
 
 def test_a_selector_requires_its_classes_and_ids_but_not_those_in_functions():
-    (rule,) = lean_pages.parse_rules("div.card#main > .title:not(.hidden) { color: red }")
-    (selector,) = lean_pages.selectors_of(rule)
-    assert lean_pages.names_in_selector(selector) == {"card", "main", "title"}
+    (rule,) = css_trim.parse_rules("div.card#main > .title:not(.hidden) { color: red }")
+    (selector,) = css_trim.selectors_of(rule)
+    assert css_trim.names_in_selector(selector) == {"card", "main", "title"}
 
 
 def test_unused_selectors_go_and_used_ones_stay_with_their_declarations():
     css = ".used, .unused { color: red } .gone { margin: 0 } p { padding: 1px }"
-    trimmed = lean_pages.trim_stylesheet(css, {"used"})
-    assert [rule.type for rule in lean_pages.parse_rules(trimmed)] == ["qualified-rule"] * 2
+    trimmed = css_trim.trim_stylesheet(css, {"used"})
+    assert [rule.type for rule in css_trim.parse_rules(trimmed)] == ["qualified-rule"] * 2
     assert trimmed == ".used{ color: red }p{ padding: 1px }"
 
 
@@ -66,8 +86,8 @@ def test_grouping_rules_keep_what_is_used_and_vanish_when_empty():
         "@font-face { font-family: x; src: url(x.woff2) }"
         "@keyframes spin { from { opacity: 0 } to { opacity: 1 } }"
     )
-    trimmed = lean_pages.trim_stylesheet(css, {"used"})
-    rules = lean_pages.parse_rules(trimmed)
+    trimmed = css_trim.trim_stylesheet(css, {"used"})
+    rules = css_trim.parse_rules(trimmed)
     assert [(r.type, r.lower_at_keyword) for r in rules] == [
         ("at-rule", "media"),
         ("at-rule", "font-face"),
@@ -78,7 +98,7 @@ def test_grouping_rules_keep_what_is_used_and_vanish_when_empty():
 
 def test_license_notices_stay_and_other_comments_go():
     css = "/*! a licence */ /* a note */ .x { color: red }"
-    assert lean_pages.trim_stylesheet(css, None) == "/*! a licence */\n.x{ color: red }"
+    assert css_trim.trim_stylesheet(css, None) == "/*! a licence */\n.x{ color: red }"
 
 
 def test_the_icon_font_rules_go_only_when_asked():
@@ -86,13 +106,13 @@ def test_the_icon_font_rules_go_only_when_asked():
         '@font-face { font-family: "Font Awesome 6 Free"; src: url(fa.woff2) }'
         ".fa-check:before, .fas { content: '' } .a { --fa-size: 1 } .b { color: red }"
     )
-    assert lean_pages.trim_stylesheet(css, None, icon_font=True) == ".b{ color: red }"
-    assert lean_pages.trim_stylesheet(css, None).count("{") == 4
+    assert css_trim.trim_stylesheet(css, None, icon_font=True) == ".b{ color: red }"
+    assert css_trim.trim_stylesheet(css, None).count("{") == 4
 
 
 def test_unparseable_css_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="cannot parse this CSS .* fix the stylesheet"):
-        lean_pages.trim_stylesheet(".a { color: red } }", None)
+        css_trim.trim_stylesheet(".a { color: red } }", None)
 
 
 def test_the_theme_stylesheet_trims_to_well_formed_css_that_uses_only_used_names():
@@ -104,22 +124,22 @@ def test_the_theme_stylesheet_trims_to_well_formed_css_that_uses_only_used_names
         )
     )
     used = {"bd-header", "navbar-brand", "bd-sidebar-primary", "active", "dark"}
-    trimmed = lean_pages.trim_stylesheet(theme.read_text(encoding="utf8"), used, icon_font=True)
+    trimmed = css_trim.trim_stylesheet(theme.read_text(encoding="utf8"), used, icon_font=True)
     assert len(trimmed) < theme.stat().st_size / 2
-    parsed = lean_pages.parse_rules(trimmed)  # raises on a cut rule or comment
+    parsed = css_trim.parse_rules(trimmed)  # raises on a cut rule or comment
 
     def names(rules):
         for rule in rules:
             if rule.type == "qualified-rule":
-                for selector in lean_pages.selectors_of(rule):
-                    yield from lean_pages.names_in_selector(selector)
-            elif rule.type == "at-rule" and rule.lower_at_keyword in lean_pages.GROUPING_AT_RULES:
-                yield from names(lean_pages.parse_rules(rule.content))
+                for selector in css_trim.selectors_of(rule):
+                    yield from css_trim.names_in_selector(selector)
+            elif rule.type == "at-rule" and rule.lower_at_keyword in css_trim.GROUPING_AT_RULES:
+                yield from names(css_trim.parse_rules(rule.content))
 
     kept = set(names(parsed))
     assert kept and kept <= used
     # The icon font is gone (its licence notice stays, as licences require).
-    assert not [rule for rule in parsed if lean_pages.is_icon_font_rule(rule)]
+    assert not [rule for rule in parsed if css_trim.is_icon_font_rule(rule)]
     assert "fontawesome" not in "".join(rule.serialize() for rule in parsed).lower()
 
 

@@ -241,6 +241,26 @@ def test_pages_load_nothing_from_outside_the_site(site, page):
     assert not re.search(r"https?://[^\s'\"]*\.(js|css|woff2?)", inline_scripts)
 
 
+@pytest.mark.parametrize("page", [page for page in PAGES if page != "search"])
+def test_every_script_file_waits_for_the_page_except_what_inline_scripts_need(site, page):
+    scripts = [script for script in read(site, page).find_all("script") if script.get("src")]
+    assert scripts
+    blocking = [
+        script["src"]
+        for script in scripts
+        if not {"defer", "async"} & set(script.attrs)
+        and not script["src"].split("?")[0].endswith("documentation_options.js")
+    ]
+    assert blocking == [], f"{page} loads scripts that hold up the first paint: {blocking}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_sidebar_fold_has_a_name(site, page):
+    folds = read(site, page).select("nav.bd-links details > summary")
+    nameless = [str(summary) for summary in folds if not summary.get_text(strip=True)]
+    assert folds and nameless == [], f"{page}: sidebar folds without a name: {nameless[:2]}"
+
+
 def test_stylesheets_and_scripts_reference_no_remote_assets(site):
     offenders = []
     for path in list((site / "_static").rglob("*.css")):
@@ -267,11 +287,11 @@ def test_math_is_typeset_at_build_time(site):
 
 def test_trimmed_stylesheets_parse_as_css(site):
     # The trim's own functions are unit-tested in test_extensions.py; here, its real output.
-    lean_pages = load_extension("lean_pages")
+    lean_stylesheets = load_extension("lean_stylesheets")
     stylesheets = list((site / "_static").rglob("*.css"))
     assert stylesheets
     for stylesheet in stylesheets:
-        assert lean_pages.parse_rules(stylesheet.read_text(encoding="utf8")), stylesheet.name
+        assert lean_stylesheets.parse_rules(stylesheet.read_text(encoding="utf8")), stylesheet.name
 
 
 # Each package's reference: an overview page, and a page per module in the folder beside it.
