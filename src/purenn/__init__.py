@@ -16,7 +16,7 @@ Example:
     {'linear': ['b', 'w']}
 """
 
-from purenn import data, frames, layers, parallel, timing, training
+from purenn import data, distributed, frames, layers, parallel, timing, training
 from purenn._transform import (
     MissingParameterError,
     MissingRngError,
@@ -65,12 +65,3 @@ __all__ = [
     "without_apply_rng",
 ]
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    # Imported on first use, so that `python -m purenn.distributed` runs it only once.
-    if name == "distributed":
-        import importlib
-
-        return importlib.import_module("purenn.distributed")
-    raise AttributeError(f"module 'purenn' has no attribute {name!r}")
