@@ -12,9 +12,9 @@ DEPRECATIONS = (DeprecationWarning, FutureWarning, PendingDeprecationWarning)
 
 WHAT_TO_DO = (
     "This cell uses a deprecated API: switch it to the API the warning names. To show the "
-    "warning on purpose, tag the cell `shows-warning` and run the call inside "
-    '`with warnings.catch_warnings(record=True) as caught: warnings.simplefilter("always")`, '
-    "then print what `caught` holds (see the README)."
+    "warning on purpose, tag the cell `shows-warning`, make the call inside "
+    "`with warnings.catch_warnings(record=True) as caught:` after "
+    '`warnings.simplefilter("always")`, and print what `caught` holds (see the README).'
 )
 
 for category in DEPRECATIONS:
