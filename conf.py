@@ -34,7 +34,7 @@ extensions = [
 # Math is typeset during the build (docs/_ext/katex_math.py): pages ship no math script.
 html_math_renderer = "katex_prerender"
 
-exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "jupyter_execute"]
+exclude_patterns = ["_build", "_ext", "_ipython", "**.ipynb_checkpoints", "jupyter_execute"]
 nitpicky = False
 
 # --- MyST and notebook execution -----------------------------------------------------------
@@ -54,6 +54,10 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
 nb_kernel_rgx_aliases = {".*": "python3"}
+# The kernels myst-nb starts inherit this process's environment, so they read the profile in
+# docs/_ipython: its startup file makes a DeprecationWarning, FutureWarning or
+# PendingDeprecationWarning raised in a cell an error, which fails the build (see the README).
+os.environ["IPYTHONDIR"] = str(ROOT / "docs" / "_ipython")
 
 # --- Diagrams (docs/_ext/diagrams.py): Graphviz draws them at build time, as SVG --------------
 graphviz_output_format = "svg"

@@ -2,11 +2,11 @@
 
 jupyter-cache keys a page's cached outputs on its code cells and kernelspec only, so by
 itself it would keep showing outputs computed by an older ``purenn`` or an older lock. This
-extension adds to each page's kernelspec a fingerprint of the lock and of the sources of each
-package in ``src/`` that the page imports (``purenn``, ``tinyjax``; a page that imports none
-gets the lock's alone), and tells Sphinx to re-read exactly the pages whose fingerprint
-changed. The keys of the pages read travel with the build environment, so a parallel read
-(``-j``) keeps them too.
+extension adds to each page's kernelspec a fingerprint of the lock (with the kernels' IPython
+profile) and of the sources of each package in ``src/`` that the page imports (``purenn``,
+``tinyjax``; a page that imports none gets the lock's alone), and tells Sphinx to re-read
+exactly the pages whose fingerprint changed. The keys of the pages read travel with the build
+environment, so a parallel read (``-j``) keeps them too.
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ def fingerprint(root: Path, files: list[Path]) -> str:
 
 
 def execution_keys(root: Path) -> dict[str, str]:
-    """Fingerprints of the lock (``"lock"``) and of each package in ``src/``, by its name."""
-    keys = {"lock": fingerprint(root, [root / "requirements.lock"])}
+    """Fingerprints of the lock (``"lock"``) and of each package in ``src/``, by its name.
+
+    The kernels' IPython profile (``docs/_ipython``, whose startup file turns deprecation
+    warnings into errors) counts as part of the lock: every page runs in it.
+    """
+    profile = sorted((root / "docs" / "_ipython").rglob("*.py"))
+    keys = {"lock": fingerprint(root, [root / "requirements.lock", *profile])}
     for package in sorted(p.parent for p in (root / "src").glob("*/__init__.py")):
         sources = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
         keys[package.name] = fingerprint(root, sources)

@@ -5,6 +5,7 @@ configuration the site is really built with.
 """
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -106,6 +107,89 @@ def test_a_tagged_intentional_error_does_not_fail_the_build(tmp_path):
     result = build(tmp_path, {"shows_error": page})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ZeroDivisionError" in (tmp_path / "out" / "shows_error.html").read_text()
+
+
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+# A library module, not __main__: IPython hides the DeprecationWarnings raised in one.
+OLD_API = """\
+import warnings
+
+
+def old_api():
+    warnings.warn("old_api is deprecated, call new_api", {category})
+    return 42
+"""
+
+
+def build_against_old_api(tmp_path: Path, page: str, category: str = "DeprecationWarning"):
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "oldlib.py").write_text(OLD_API.format(category=category), encoding="utf8")
+    path = os.pathsep.join(filter(None, [str(library), os.environ.get("PYTHONPATH")]))
+    return build(tmp_path, {"old_page": NOTEBOOK_HEADER + textwrap.dedent(page)}, PYTHONPATH=path)
+
+
+@pytest.mark.parametrize(
+    "category", ["DeprecationWarning", "FutureWarning", "PendingDeprecationWarning"]
+)
+def test_a_deprecation_warning_fails_the_build_naming_page_and_cell(tmp_path, category):
+    page = """\
+        # Old
+
+        ```{code-cell} ipython3
+        from oldlib import old_api
+        ```
+
+        ```{code-cell} ipython3
+        answer = old_api()
+        ```
+        """
+    result = build_against_old_api(tmp_path, page, category)
+    output = ANSI_COLOUR.sub("", result.stdout + result.stderr)  # the kernel colours tracebacks
+    assert result.returncode != 0
+    assert "old_page.md" in output
+    assert "answer = old_api()" in output  # the cell's source
+    assert f"{category}: old_api is deprecated, call new_api" in output
+    assert "uses a deprecated API" in output and "shows-warning" in output  # what to do
+
+
+def test_a_deprecation_warning_shown_on_purpose_does_not_fail_the_build(tmp_path):
+    page = """\
+        # Old, on purpose
+
+        ```{code-cell} ipython3
+        :tags: [shows-warning]
+
+        import warnings
+        from oldlib import old_api
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            old_api()
+        print(caught[0].category.__name__ + ":", caught[0].message)
+        ```
+        """
+    result = build_against_old_api(tmp_path, page)
+    assert result.returncode == 0, result.stdout + result.stderr
+    html = (tmp_path / "out" / "old_page.html").read_text(encoding="utf8")
+    assert "DeprecationWarning: old_api is deprecated, call new_api" in html
+
+
+def test_a_user_warning_does_not_fail_the_build(tmp_path):
+    page = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Warns
+
+        ```{code-cell} ipython3
+        import warnings
+
+        warnings.warn("only a user warning", UserWarning)
+        print(6 * 7)
+        ```
+        """)
+    result = build(tmp_path, {"warning_page": page})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "42" in (tmp_path / "out" / "warning_page.html").read_text(encoding="utf8")
 
 
 def test_a_cell_past_its_timeout_fails_the_build_naming_page_and_cell(tmp_path):

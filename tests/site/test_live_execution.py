@@ -47,6 +47,16 @@ def test_a_page_reruns_only_for_the_lock_and_the_packages_it_imports(tmp_path):
     assert all(key_of(root, page) != after[page] for page in after)
 
 
+def test_every_page_reruns_when_the_kernels_startup_file_changes(tmp_path):
+    root = make_root(tmp_path)
+    startup = root / "docs" / "_ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-deprecations.py").write_text("import warnings\n")
+    before = {page: key_of(root, page) for page in (PLAIN, USES_PURENN, USES_TINYJAX)}
+    (startup / "00-deprecations.py").write_text("import warnings  # changed\n")
+    assert all(key_of(root, page) != before[page] for page in before)
+
+
 def test_import_detection_reads_import_lines_not_words():
     assert live_execution.imports("import purenn\n", "purenn")
     assert live_execution.imports("  from purenn.layers import dense\n", "purenn")
