@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SPHINX := $(BIN)/sphinx-build -c . docs
-SPHINXOPTS ?= -W --keep-going -q
+# Pages are read, and so executed, in parallel: one reader per core (benchmarks/build.py
+# measures it against a serial build).
+JOBS ?= auto
+SPHINXOPTS ?= -j $(JOBS) -W --keep-going -q
 STAMP := $(VENV)/.installed
 
 .PHONY: html test test-lib doctest pytest livehtml bench lint lock clean system-deps

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jupyter_cache import get_cache
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 
@@ -107,6 +108,16 @@ def merge_pages(
     env.live_execution_pages.update({name: read[name] for name in docnames if name in read})
 
 
+def create_cache(app: Sphinx) -> None:
+    """Create the execution cache's database before any page is read.
+
+    jupyter-cache creates its tables on first use; in a parallel read (``-j``) the readers'
+    first uses race, and all but one fail with "table already exists".
+    """
+    if app.config.nb_execution_mode == "cache":
+        get_cache(app.config.nb_execution_cache_path).db  # noqa: B018 (creates the tables)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the execution-key hooks."""
     # Not a rebuild trigger for the whole site: outdated_pages picks the affected pages.
@@ -117,6 +128,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
             config, "live_execution_keys", execution_keys(Path(app.confdir))
         ),
     )
+    app.connect("builder-inited", create_cache)
     app.connect("source-read", stamp_kernelspec)
     app.connect("env-get-outdated", outdated_pages)
     app.connect("env-purge-doc", forget_page)

@@ -223,3 +223,23 @@ def test_lighthouse_reports_the_median_of_its_runs(lighthouse, monkeypatch, caps
 def test_lighthouse_rejects_zero_runs(lighthouse):
     with pytest.raises(SystemExit):
         lighthouse.main(["--runs", "0"])
+
+
+# --- build.py ------------------------------------------------------------------------------------
+
+
+def test_a_cold_build_times_each_page_it_executes(tmp_path):
+    from tests.site.test_build_failures import NOTEBOOK_HEADER
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Throwaway\n\n```{toctree}\nslow\nquick\n```\n")
+    for name, cell in (("slow", "import time; time.sleep(1)"), ("quick", "print(1)")):
+        (docs / f"{name}.md").write_text(
+            NOTEBOOK_HEADER + f"# {name}\n\n```{{code-cell}} ipython3\n{cell}\n```\n"
+        )
+    seconds, pages = load("build").cold_build(tmp_path / "out", "1", docs=docs)
+    assert set(pages) == {"slow", "quick"}
+    # A page's time includes its kernel's start, so only the sleep gives a lower bound.
+    assert pages["slow"] >= 1.0 and pages["quick"] > 0
+    assert seconds > pages["slow"]

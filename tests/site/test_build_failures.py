@@ -28,7 +28,7 @@ kernelspec:
 """
 
 
-def build(tmp_path: Path, pages: dict[str, str], builder: str = "html", **env: str):
+def build(tmp_path: Path, pages: dict[str, str], builder: str = "html", jobs: int = 1, **env: str):
     source = tmp_path / "docs"
     source.mkdir()
     (source / "index.md").write_text(
@@ -52,6 +52,8 @@ def build(tmp_path: Path, pages: dict[str, str], builder: str = "html", **env: s
             str(tmp_path / "out"),
             "-b",
             builder,
+            "-j",
+            str(jobs),
             "-W",
             "--keep-going",
             "-q",
@@ -92,6 +94,27 @@ def test_a_cell_that_raises_fails_the_build_naming_page_and_cell(tmp_path):
     assert "broken_page.md" in output
     assert 'raise RuntimeError("deliberately broken cell")' in output  # the cell's source
     assert "deliberately broken cell" in output
+
+
+def test_a_cell_that_raises_in_a_parallel_build_fails_it_naming_page_and_cell(tmp_path):
+    # Sphinx reads in parallel only when more than five pages are to be read.
+    fine = {
+        f"fine_{k}": NOTEBOOK_HEADER
+        + f"# Fine {k}\n\n```{{code-cell}} ipython3\nprint({k})\n```\n"
+        for k in range(6)
+    }
+    broken = NOTEBOOK_HEADER + textwrap.dedent("""\
+        # Broken
+
+        ```{code-cell} ipython3
+        raise ValueError("broken while others run")
+        ```
+        """)
+    result = build(tmp_path, {**fine, "broken_in_parallel": broken}, jobs=2)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "broken_in_parallel.md" in output
+    assert 'raise ValueError("broken while others run")' in output
 
 
 def test_a_tagged_intentional_error_does_not_fail_the_build(tmp_path):
