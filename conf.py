@@ -147,3 +147,17 @@ notfound_context = {
 copybutton_prompt_text = r">>> |\.\.\. "
 copybutton_prompt_is_regexp = True
 copybutton_exclude = ".linenos, .gp, .go"
+
+
+def skip_named_tuple_fields(app, what, name, obj, skip, options):
+    """Leave out a NamedTuple's fields: its Attributes section already describes each one.
+
+    autodoc would list them again as members whose only text is "Alias for field number N".
+    """
+    if what == "class" and (getattr(obj, "__doc__", None) or "").startswith("Alias for field"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", skip_named_tuple_fields)
