@@ -9,7 +9,7 @@ JOBS ?= auto
 SPHINXOPTS ?= -j $(JOBS) -W --keep-going -q
 STAMP := $(VENV)/.installed
 
-.PHONY: html test test-lib doctest pytest livehtml bench lint lock clean system-deps
+.PHONY: html test test-lib doctest pytest reproducible livehtml bench lint lock clean system-deps
 
 # Debian packages: Graphviz draws the diagrams at build time, Chromium (with a font) runs the
 # browser tests. Nothing else comes from outside the lock.
@@ -35,6 +35,11 @@ pytest: system-deps $(STAMP)
 # The libraries alone: nothing is built, so a change to purenn or tinyjax is checked in minutes.
 test-lib: $(STAMP)
 	$(BIN)/python -m pytest tests/purenn tests/tinyjax
+
+# Builds the site again, cold, from a copy of the sources (_build/rebuild), and fails if a page
+# differs from _build/html anywhere but in the outputs of cells tagged `timing`.
+reproducible: html
+	$(BIN)/python -m tools.reproducible
 
 livehtml: $(STAMP)
 	$(BIN)/sphinx-autobuild -c . docs _build/html --host 127.0.0.1 --port 8000 \

@@ -24,6 +24,7 @@ extensions = [
     "sphinx_togglebutton",
     "live_execution",
     "notebook_downloads",
+    "timing_outputs",
     "lean_pages",
     "lean_stylesheets",
     "accessible_pages",

@@ -346,7 +346,7 @@ class Launch:
             ...     run.wait()
             Traceback (most recent call last):
             ...
-            purenn.launch.LaunchError: worker 0 (pid ...) exited with code 4.
+            purenn.launch.LaunchError: worker 0 exited with code 4.
             ...
         """
         if timeout <= 0:
@@ -402,7 +402,7 @@ class Launch:
             >>> run.wait()
             Traceback (most recent call last):
             ...
-            purenn.launch.LaunchError: worker 0 (pid ...) was killed by SIGTERM (exit status -15).
+            purenn.launch.LaunchError: worker 0 was killed by SIGTERM (exit status -15).
             ...
         """
         for sig, wait in ((signal.SIGTERM, self._grace), (signal.SIGKILL, 5.0)):
@@ -435,9 +435,9 @@ class Launch:
             return json.loads(worker.result_file.read_text())
         except FileNotFoundError:
             raise LaunchError(
-                f"worker {worker.index} (pid {worker.process.pid}) exited with code 0 but "
-                "left no result. A worker reports with purenn.launch.report(result) before "
-                "it exits.",
+                f"worker {worker.index} exited with code 0 but left no result. A worker "
+                "reports with purenn.launch.report(result) before it exits. "
+                f"(It ran as pid {worker.process.pid}.)",
                 worker=worker.index,
                 returncode=0,
                 pids=self.pids,
@@ -447,7 +447,8 @@ class Launch:
     def _failure(self, index: int, returncode: int) -> LaunchError:
         worker = self._workers[index]
         tail = worker.tail(TAIL_LINES)
-        message = f"worker {index} (pid {worker.process.pid}) {_describe_exit(returncode)}"
+        # The first line says what happened; the pid, which differs in every run, comes after.
+        message = f"worker {index} {_describe_exit(returncode)}"
         if index == 0 and returncode == PORT_IN_USE_EXIT:
             message += (
                 f": worker 0 runs the coordinator on {self.address}, which is in use. "
@@ -458,7 +459,7 @@ class Launch:
         others = [w.index for w in self._workers if w.index != index]
         if others:
             message += f" The launcher stopped the other workers ({', '.join(map(str, others))})."
-        message += f"\nLast lines of worker {index}'s log:\n" + (
+        message += f"\nLast lines of worker {index}'s log (pid {worker.process.pid}):\n" + (
             "\n".join(f"    {line}" for line in tail) if tail else "    (it printed nothing)"
         )
         return LaunchError(
