@@ -36,9 +36,9 @@ pytest: system-deps $(STAMP)
 test-lib: $(STAMP)
 	$(BIN)/python -m pytest tests/purenn tests/tinyjax
 
-# Builds the site again, cold, from a copy of the sources (_build/rebuild), and fails if a page
-# differs from _build/html anywhere but in the outputs of cells tagged `timing`.
-reproducible: html
+# Builds the site twice in _build/rebuild (from scratch with the execution cache, then cold from
+# a copy of the sources) and fails if a page differs anywhere but in the outputs of `timing` cells.
+reproducible: system-deps $(STAMP)
 	$(BIN)/python -m tools.reproducible
 
 livehtml: $(STAMP)

@@ -1,11 +1,11 @@
-"""Build the site a second time, cold and from another folder, and compare it with the first.
+"""Build the site twice, the second time cold and from another folder, and compare the two.
 
 Two builds must produce byte-identical HTML except the outputs of cells tagged ``timing`` and
 the values those cells glue into prose (see ``docs/_ext/timing_outputs.py``). Both are
 replaced by a placeholder before the pages are compared, so whatever else differs (a path, a
 date, a process id, a memory address, an order from a set) fails the check, with the lines.
 
-Run it after ``make html`` with ``make reproducible``, or compare two finished builds::
+Run it with ``make reproducible``, or compare two finished builds::
 
     python -m tools.reproducible --compare _build/html /tmp/other/_build/html
 """
@@ -21,10 +21,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING_CELL = "tag_timing"
+TIMING_TAG = "timing"
+# The class myst-nb gives a cell with that tag.
+TIMING_CELL = f"tag_{TIMING_TAG}"
 TIMING_VALUE = "timing"
 PLACEHOLDER = "[timing]"
 # Written by Sphinx for its own incremental builds, not part of the site a reader gets.
@@ -52,14 +55,30 @@ def masked_page(html: str) -> str:
     return str(soup)
 
 
+def masked_notebook(text: str) -> str:
+    """A downloadable notebook with the outputs of its timing cells blanked.
+
+    >>> import nbformat.v4 as nbf
+    >>> timed = nbf.new_code_cell("measure(f)", metadata={"tags": ["timing"]}, outputs=[
+    ...     nbf.new_output("stream", name="stdout", text="median 3 ms")])
+    >>> "3 ms" in masked_notebook(nbformat.writes(nbf.new_notebook(cells=[timed])))
+    False
+    """
+    notebook = nbformat.reads(text, as_version=4)
+    for cell in notebook.cells:
+        if TIMING_TAG in cell.get("metadata", {}).get("tags", []):
+            cell.outputs = []
+    return nbformat.writes(notebook)
+
+
 @dataclass
 class Comparison:
     """What two builds of the site have in common and where they differ.
 
     Attributes:
         pages: the HTML pages compared (relative paths).
-        differing_pages: the pages that differ outside the timing outputs, each with the
-            first lines of its diff.
+        differing_pages: the pages (and downloadable notebooks) that differ outside the timing
+            outputs, each with the first lines of its diff.
         timing_pages: the pages whose timing outputs differ (and nothing else).
         differing_files: other published files that differ, with a reason when it is known.
         missing: files that only one build has.
@@ -105,8 +124,6 @@ def why_file_differs(name: str, timing_images: set[str]) -> str:
     """The known reason a published file other than a page differs between two builds."""
     if name in timing_images:
         return "an image shown by a timing cell"
-    if name.endswith(".ipynb"):
-        return "the downloadable notebook holds its timing cells' outputs"
     if name == "searchindex.js":
         return "the search index holds the words of the timing outputs"
     return "unexplained"
@@ -131,14 +148,19 @@ def compare_sites(first: Path, second: Path) -> Comparison:
     comparison.missing = sorted(names_first ^ names_second)
     timing_images = set()
     for name in sorted(names_first & names_second):
-        if (first / name).read_bytes() == (second / name).read_bytes():
-            if name.endswith(".html"):
-                comparison.pages.append(name)
+        texts = [(site / name).read_bytes() for site in (first, second)]
+        if name.endswith(".html"):
+            comparison.pages.append(name)
+        if texts[0] == texts[1]:
+            continue
+        if name.endswith(".ipynb"):
+            if masked_notebook(texts[0].decode()) != masked_notebook(texts[1].decode()):
+                comparison.differing_pages[name] = "its cells differ outside the timing cells"
             continue
         if not name.endswith(".html"):
+            comparison.differing_files[name] = ""
             continue
-        comparison.pages.append(name)
-        masked = [masked_page((site / name).read_text()) for site in (first, second)]
+        masked = [masked_page(text.decode()) for text in texts]
         if masked[0] == masked[1]:
             comparison.timing_pages.append(name)
             timing_images |= referenced_by_timing(first, [name])
@@ -148,26 +170,21 @@ def compare_sites(first: Path, second: Path) -> Comparison:
             *(text.splitlines() for text in masked), str(first / name), str(second / name), n=0
         )
         comparison.differing_pages[name] = "\n".join(list(diff)[:24])
-    for name in sorted(names_first & names_second):
-        if (
-            not name.endswith(".html")
-            and (first / name).read_bytes() != (second / name).read_bytes()
-        ):
-            comparison.differing_files[name] = why_file_differs(name, timing_images)
+    for name in comparison.differing_files:
+        comparison.differing_files[name] = why_file_differs(name, timing_images)
     comparison.missing = [name for name in comparison.missing if name not in timing_images]
     return comparison
 
 
 def report(comparison: Comparison, first: Path, second: Path) -> str:
     """The comparison as text: counts first, then each difference and its reason."""
-    identical = (
-        len(comparison.pages) - len(comparison.timing_pages) - len(comparison.differing_pages)
-    )
+    changed = set(comparison.timing_pages) | set(comparison.differing_pages)
+    identical = len([page for page in comparison.pages if page not in changed])
     lines = [
         f"compared {len(comparison.pages)} pages of {first} and {second}",
         f"  identical byte for byte: {identical}",
         f"  differing only in timing outputs: {len(comparison.timing_pages)}",
-        f"  differing outside them: {len(comparison.differing_pages)}",
+        f"  pages or notebooks differing outside them: {len(comparison.differing_pages)}",
     ]
     for page in comparison.timing_pages:
         lines.append(f"    timing only: {page}")
@@ -199,17 +216,9 @@ def copy_sources(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
-def rebuild(folder: Path, jobs: str) -> Path:
-    """Build the site cold from a copy of the sources in ``folder``; returns its HTML folder."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    sources = folder / "sources"
-    copy_sources(sources)
-    # The copy's packages, not the installed ones, so a path into them would show.
-    environment = {**os.environ, "PYTHONPATH": str(sources / "src")}
-    environment.pop("JAX_DOCS_CACHE", None)
-    html = sources / "_build" / "html"
-    command = [sys.executable, "-m", "sphinx", "-c", ".", "docs", str(html)]
+def sphinx_build(sources: Path, html: Path, jobs: str, environment: dict[str, str]) -> Path:
+    """Build the site of ``sources`` from scratch into ``html``; returns ``html``."""
+    command = [sys.executable, "-m", "sphinx", "-c", ".", "docs", str(html), "-E"]
     subprocess.run(
         [*command, "-j", jobs, "-W", "--keep-going", "-q"],
         cwd=sources,
@@ -219,20 +228,39 @@ def rebuild(folder: Path, jobs: str) -> Path:
     return html
 
 
+def build_twice(folder: Path, jobs: str) -> tuple[Path, Path]:
+    """Build the site twice into ``folder``: once as ``make html`` does, once cold elsewhere.
+
+    The first build reads every page afresh into a new folder (so no page or image left over
+    from an older build counts), taking the outputs from the execution cache, which runs
+    only the pages it has no run of. The second copies the sources to ``folder/sources``
+    and runs every page there with an empty cache and that copy's packages, so an absolute
+    path, a process id or anything else a run leaves in a page would show.
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    first = sphinx_build(ROOT, folder / "first", jobs, dict(os.environ))
+    sources = folder / "sources"
+    copy_sources(sources)
+    environment = {**os.environ, "PYTHONPATH": str(sources / "src")}
+    environment.pop("JAX_DOCS_CACHE", None)
+    return first, sphinx_build(sources, sources / "_build" / "html", jobs, environment)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Rebuild and compare, or compare two builds; exits 1 when a page differs."""
+    """Build twice and compare, or compare two builds; exits 1 when a page differs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--site", type=Path, default=ROOT / "_build" / "html")
     parser.add_argument("--folder", type=Path, default=ROOT / "_build" / "rebuild")
     parser.add_argument("--jobs", default="auto")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("FIRST", "SECOND"))
     args = parser.parse_args(argv)
     if args.compare:
         first, second = args.compare
+        for site in (first, second):
+            if not (site / "index.html").exists():
+                parser.error(f"{site} holds no built site (no index.html)")
     else:
-        if not (args.site / "index.html").exists():
-            parser.error(f"{args.site} holds no built site: run `make html` first")
-        first, second = args.site, rebuild(args.folder, args.jobs)
+        first, second = build_twice(args.folder, args.jobs)
     comparison = compare_sites(first, second)
     print(report(comparison, first, second))
     return 0 if comparison.identical else 1

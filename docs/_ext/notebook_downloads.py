@@ -42,6 +42,9 @@ def publish_notebook(
             )
         except KeyError:
             logger.warning("no executed notebook in the cache for %s", pagename)
+    # Reading a text notebook gives each cell a random id; numbered, two builds write the same.
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number}"
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, target)
