@@ -25,6 +25,7 @@ extensions = [
     "live_execution",
     "notebook_downloads",
     "timing_outputs",
+    "run_it_yourself",
     "lean_pages",
     "lean_stylesheets",
     "accessible_pages",

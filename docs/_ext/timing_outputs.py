@@ -19,6 +19,7 @@ from jupyter_cache import get_cache
 from myst_nb.ext.glue.roles import PasteTextRole
 from nbformat import NotebookNode
 from sphinx.application import Sphinx
+from sphinx.config import Config
 
 TIMING_TAG = "timing"
 # The class of a glued value that a timing cell computed.
@@ -85,8 +86,14 @@ class PasteTimedText(PasteTextRole):
         return pasted, messages
 
 
+def replace_glue_text_role(app: Sphinx, config: Config) -> None:
+    """Put ``PasteTimedText`` in place of myst-nb's ``{glue:text}``."""
+    app.add_role_to_domain("glue", "text", PasteTimedText(), override=True)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Replace myst-nb's ``{glue:text}`` role with the one that marks timings."""
-    app.setup_extension("myst_nb")  # which registers the glue domain this replaces a role of
-    app.add_role_to_domain("glue", "text", PasteTimedText(), override=True)
+    # myst-nb registers the glue domain in its own setup, which may come after this one;
+    # config-inited comes after every extension's setup.
+    app.connect("config-inited", replace_glue_text_role)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
