@@ -143,6 +143,7 @@ def compare_sites(first: Path, second: Path) -> Comparison:
     >>> comparison.identical, comparison.timing_pages
     (True, ['index.html'])
     """
+    first, second = first.resolve(), second.resolve()
     comparison = Comparison()
     names_first, names_second = published_files(first), published_files(second)
     comparison.missing = sorted(names_first ^ names_second)
