@@ -32,7 +32,8 @@ def throwaway_repository(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     for folder in ("src", "docs/_ext", "docs/_static", "docs/_templates"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("conf.py", "requirements.lock", "pyproject.toml"):
+    # README.md too: the build makes the wheel of src/, whose pyproject.toml names it.
+    for name in ("conf.py", "requirements.lock", "pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, root / name)
     docs = root / "docs"
     (docs / "index.md").write_text("# Throwaway\n\n```{toctree}\nuses_purenn\nplain\n```\n")
