@@ -25,10 +25,12 @@ import nbformat
 from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING_TAG = "timing"
+# The tag and the class come from the extension that marks the timings.
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+from timing_outputs import TIMING_CLASS, TIMING_TAG  # noqa: E402
+
 # The class myst-nb gives a cell with that tag.
 TIMING_CELL = f"tag_{TIMING_TAG}"
-TIMING_VALUE = "timing"
 PLACEHOLDER = "[timing]"
 # Written by Sphinx for its own incremental builds, not part of the site a reader gets.
 NOT_PUBLISHED = (".doctrees", ".buildinfo")
@@ -49,7 +51,7 @@ def masked_page(html: str) -> str:
         for output in cell.select(".cell_output"):
             output.clear()
             output.append(PLACEHOLDER)
-    for value in soup.select(f".{TIMING_VALUE}"):
+    for value in soup.select(f".{TIMING_CLASS}"):
         value.clear()
         value.append(PLACEHOLDER)
     return str(soup)
