@@ -23,6 +23,7 @@ extensions = [
     "sphinx_exercise",
     "sphinx_togglebutton",
     "live_execution",
+    "read_order",
     "notebook_downloads",
     "timing_outputs",
     "run_it_yourself",

@@ -7,6 +7,10 @@ execution time in both builds (from the execution cache's records), the wall-clo
 each build, and their ratio. Targets: the parallel build at most 0.6 of the serial one, and
 no page over 20 s.
 
+The serial build's page times are written to ``benchmarks/page_seconds.json``: the
+``read_order`` extension reads them to share the slow pages between parallel readers, so
+commit the file after a run that changed them.
+
 Run with ``python -m benchmarks.build`` (about two cold builds' time), or ``--jobs N`` to try
 another parallelism.
 """
@@ -14,6 +18,7 @@ another parallelism.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 MAX_RATIO = 0.6
 MAX_PAGE_SECONDS = 20.0
+PAGE_SECONDS = Path(__file__).resolve().parent / "page_seconds.json"
 
 
 def cold_build(folder: Path, jobs: str, docs: Path = DOCS) -> tuple[float, dict[str, float]]:
@@ -78,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncold build, serial: {serial:.0f} s; -j {args.jobs}: {parallel:.0f} s")
     print(f"ratio {ratio:.2f} (target <= {MAX_RATIO})")
     slow_pages = [page for page, seconds in serial_pages.items() if seconds > MAX_PAGE_SECONDS]
+    recorded = {page: round(serial_pages[page], 1) for page in sorted(serial_pages)}
+    PAGE_SECONDS.write_text(json.dumps(recorded, indent=1) + "\n")
+    print(f"serial page times recorded in {PAGE_SECONDS.relative_to(ROOT)}")
     print(f"pages over {MAX_PAGE_SECONDS:.0f} s in the serial build: {len(slow_pages)}")
     return 0 if ratio <= MAX_RATIO and not slow_pages else 1
 

@@ -185,3 +185,46 @@ def test_katex_typesets_inline_and_display_math_with_a_mathml_copy():
 def test_katex_refuses_bad_latex():
     with pytest.raises(Exception, match="KaTeX parse error"):
         katex_math.make_typesetter()(r"\frac{a}{", False)
+
+
+read_order = load("read_order")
+
+
+def test_the_slow_pages_are_shared_evenly_by_the_chunks_the_readers_start_with():
+    from sphinx.util.parallel import make_chunks
+
+    # Sorted, the slow folder would fill the first chunk alone.
+    seconds = {f"nn/page{i}": 30.0 - i for i in range(8)} | {"api/x": 0.5, "core/a": 5.0}
+    pages = sorted([*seconds, *(f"ref/{i:02d}" for i in range(30))])
+    order = read_order.balanced_order(pages, seconds, readers=2)
+    assert sorted(order) == pages
+    chunks = make_chunks(order, 2)
+    assert [len(c) for c in chunks] == [len(c) for c in make_chunks(pages, 2)]
+    loads = [sum(seconds.get(page, 0.0) for page in chunk) for chunk in chunks]
+    # Longest-processing-time rule: the two first loads differ by at most the slowest page's
+    # share, and nothing slow is left for the later chunks.
+    assert abs(loads[0] - loads[1]) <= max(seconds.values())
+    assert sum(loads[2:]) == 0
+    sorted_loads = [sum(seconds.get(p, 0.0) for p in c) for c in make_chunks(pages, 2)]
+    assert max(loads) < max(sorted_loads)
+
+
+def test_a_serial_read_keeps_sphinx_order(tmp_path):
+    from types import SimpleNamespace
+
+    pages = ["b", "a"]
+    app = SimpleNamespace(parallel=1)
+    read_order.reorder(app, None, pages)
+    assert pages == ["b", "a"]
+
+
+def test_an_unrecorded_page_with_code_counts_as_a_typical_page(tmp_path):
+    from types import SimpleNamespace
+
+    (tmp_path / "new.md").write_text("```{code-cell} ipython3\n1\n```\n")
+    (tmp_path / "prose.md").write_text("# Only words\n")
+    record = tmp_path / "seconds.json"
+    record.write_text('{"old": 4.0, "older": 10.0}')
+    env = SimpleNamespace(doc2path=lambda name: tmp_path / f"{name}.md")
+    seconds = read_order.expected_seconds(env, ["old", "new", "prose"], record)
+    assert seconds == {"old": 4.0, "new": 7.0}
