@@ -29,8 +29,12 @@ doctest: $(STAMP)
 	JAX_DOCS_EXECUTION=off $(SPHINX) -b doctest _build/doctest/output $(SPHINXOPTS)
 	@tail -n 5 _build/doctest/output/output.txt
 
+# The tests run in TEST_JOBS worker processes (pytest-xdist). Most of a test's time is spent
+# waiting on Chromium, a Sphinx build or worker processes, so there are more workers than
+# cores; modules that share one costly fixture are kept on one worker (xdist_group).
+TEST_JOBS ?= 3
 pytest: system-deps $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 # The libraries alone: nothing is built, so a change to purenn or tinyjax is checked in minutes.
 test-lib: $(STAMP)

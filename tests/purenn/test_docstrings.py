@@ -48,7 +48,11 @@ def public_names() -> Iterator[tuple[str, object]]:
                 yield f"{package.__name__}.{name}", obj
 
 
-@pytest.mark.parametrize(("name", "obj"), list(public_names()), ids=lambda v: str(v))
+# Named by the public name alone: an object's repr holds its address, which differs between
+# the processes that collect the tests (pytest -n).
+@pytest.mark.parametrize(
+    ("name", "obj"), [pytest.param(name, obj, id=name) for name, obj in public_names()]
+)
 def test_public_name_has_a_doctest_example_that_passes(name, obj):
     module = inspect.getmodule(obj)
     # Only the object's own docstring: its methods are public names of their own class page.

@@ -155,7 +155,14 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
+# One test worker runs the whole module (pytest -n, --dist loadgroup), so the eight-device
+# subprocess below starts once.
+pytestmark = pytest.mark.xdist_group("eight-devices")
+
+
+# Session-scoped, though only this module uses it: under pytest -n, tests of other modules
+# can run between this module's, and pytest would tear a module fixture down each time.
+@pytest.fixture(scope="session")
 def eight_devices() -> dict:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)

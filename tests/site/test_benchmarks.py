@@ -20,7 +20,9 @@ import pytest
 
 from tests.paths import ROOT
 
-pytestmark = pytest.mark.processes
+# One test worker runs the whole module (pytest -n, --dist loadgroup):
+# the Lighthouse runs share _build/lighthouse.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("benchmarks")]
 
 BENCHMARKS = ROOT / "benchmarks"
 

@@ -32,7 +32,9 @@ from purenn.layers import mlp_apply, mlp_init
 from purenn.parallel import batch_mesh
 from purenn.training import classification_loss, fit, make_train_step, stateless
 
-pytestmark = pytest.mark.processes
+# One test worker runs the whole module (pytest -n, --dist loadgroup):
+# its module fixtures run the two-process trainings once.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("distributed")]
 
 STEPS = 20
 SAVE_EVERY = 5
@@ -314,7 +316,9 @@ def test_launcher_names_the_coordinator_when_worker_zero_fails(
 # --- Two processes × four devices ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, though only this module uses it: under pytest -n, tests of other modules
+# can run between this module's, and pytest would tear a module fixture down each time.
+@pytest.fixture(scope="session")
 def two_processes(tmp_path_factory):
     """The run of 2 processes × 4 devices: the launch's result and its checkpoint folder."""
     folder = tmp_path_factory.mktemp("two-processes")
@@ -322,7 +326,7 @@ def two_processes(tmp_path_factory):
     return result, folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_process(tmp_path_factory):
     """The same training in one process with 8 devices, without jax.distributed."""
     folder = tmp_path_factory.mktemp("one-process")

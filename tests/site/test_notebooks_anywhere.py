@@ -15,7 +15,9 @@ from bs4 import BeautifulSoup
 
 from tests.paths import SITE
 
-pytestmark = pytest.mark.processes
+# One test worker runs the whole module (pytest -n, --dist loadgroup):
+# one fresh virtual environment for all three notebooks.
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("fresh-venv")]
 
 # A transforms page, an nn page, and a page that simulates eight devices.
 PAGES = ["transforms/jit", "nn/functions", "transforms/pmap"]
@@ -29,7 +31,9 @@ def pip_line(page: str) -> list[str]:
     return [word for word in note.get_text().split() if word != "\\"]
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, though only this module uses it: under pytest -n, tests of other modules
+# can run between this module's, and pytest would tear a module fixture down each time.
+@pytest.fixture(scope="session")
 def environment(tmp_path_factory):
     """A virtual environment outside the repository with every page's pins and the wheel."""
     folder = tmp_path_factory.mktemp("reader")
