@@ -3,8 +3,8 @@
 A parallel read (``sphinx-build -j N``) cuts the sorted list of pages into chunks of
 consecutive pages (``sphinx.util.parallel.make_chunks``), and each of N reader processes takes
 the next chunk when it is free. Pages execute as they are read, and one page can take a hundred
-times as long as another, so in sorted order a folder of slow pages (``nn/``) lands in one
-chunk and one reader executes most of the site while the other waits.
+times as long as another, so in sorted order the slow pages fall where the alphabet puts them:
+the whole ``nn/`` folder lands in the first chunk, and the readers' loads come out uneven.
 
 Sphinx's ``env-before-read-docs`` event exists to reorder the pages. This extension fills the
 N chunks the readers start with by the longest-processing-time rule: slowest page first, each

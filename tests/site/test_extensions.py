@@ -209,7 +209,7 @@ def test_the_slow_pages_are_shared_evenly_by_the_chunks_the_readers_start_with()
     assert max(loads) < max(sorted_loads)
 
 
-def test_a_serial_read_keeps_sphinx_order(tmp_path):
+def test_a_serial_read_keeps_sphinx_order():
     from types import SimpleNamespace
 
     pages = ["b", "a"]
