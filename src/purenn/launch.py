@@ -510,6 +510,7 @@ def start(
 
     Raises:
         ValueError: if ``processes`` or ``devices_per_process`` is not a positive int.
+        TypeError: if ``log`` is neither callable nor None.
         LaunchError: if the coordinator's port is taken; no worker is started then.
 
     Example:
@@ -524,6 +525,13 @@ def start(
     _check_positive("devices_per_process", devices_per_process)
     if grace < 0:
         raise ValueError(f"grace must not be negative, got {grace!r}.")
+    if log is not None and not callable(log):
+        raise TypeError(
+            f"log must be a function called with each output line, or None, got {log!r}. To "
+            "keep the lines in a file, pass one that writes them, e.g. "
+            "`lambda line: print(line, file=handle)`; the result's logs hold them too. "
+            "No worker was started."
+        )
     port = free_port() if port is None else port
     address = f"{LOOPBACK}:{port}"
     if not _port_is_free(LOOPBACK, port):
@@ -565,6 +573,7 @@ def launch(
 
     Raises:
         ValueError: for an argument out of range.
+        TypeError: if ``log`` is neither callable nor None.
         LaunchError: as :func:`start` and :meth:`Launch.wait`.
 
     Example:

@@ -221,6 +221,12 @@ def test_start_rejects_bad_arguments(args, kwargs, message, other_children):
     assert not new_children(other_children)
 
 
+def test_start_rejects_a_log_that_is_not_a_function(other_children):
+    with pytest.raises(TypeError, match=r"log must be a function .* got 'run.log'.*print\(line"):
+        start([sys.executable, "-c", "pass"], 1, log="run.log")
+    assert not new_children(other_children)
+
+
 def test_cli_reports_bad_arguments(capsys, other_children):
     assert main(["--processes", "2", "--devices-per-process", "3", "--steps", "1"]) == 2
     assert "does not split evenly over 2 processes × 3 devices" in capsys.readouterr().err
