@@ -22,8 +22,8 @@ def axe() -> Axe:
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("page", every_page())
-def test_no_accessibility_violations(view, axe, page, mode):
-    loaded = view(f"{page}.html", mode=mode)
+def test_no_accessibility_violations(visit, axe, page, mode):
+    loaded = visit(f"{page}.html", mode=mode)
     assert loaded.page.evaluate("document.documentElement.dataset.theme") == mode
     results = axe.run(loaded.page, options=AXE_OPTIONS)
     violations = [

@@ -82,6 +82,6 @@ def test_keyboard_focus_is_visible(visit):
 
 
 @pytest.mark.parametrize("page", every_page())
-def test_no_horizontal_overflow_at_tablet_width(view, page):
-    loaded = view(f"{page}.html", width=TABLET_WIDTH)
+def test_no_horizontal_overflow_at_tablet_width(visit, page):
+    loaded = visit(f"{page}.html", width=TABLET_WIDTH)
     assert loaded.page.evaluate("document.documentElement.scrollWidth") <= TABLET_WIDTH

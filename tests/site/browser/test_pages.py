@@ -26,14 +26,15 @@ def test_page_loads_cleanly_and_stays_on_the_site(visit, page):
 
 
 @pytest.mark.parametrize("page", EVERY_PAGE)
-def test_every_image_loads(view, page):
-    loaded = view(html_path(page))
-    # Lazy images only load near the viewport; made eager, they load wherever they are.
+def test_every_image_loads(visit, page):
+    loaded = visit(html_path(page))
+    # Lazy images only load near the viewport: scroll each into view first.
     broken = loaded.page.evaluate(
         """async () => {
             const broken = [];
             for (const img of document.images) {
                 img.loading = "eager";
+                img.scrollIntoView();
                 if (!img.complete) {
                     await new Promise((done) => {
                         img.addEventListener("load", done, {once: true});
@@ -66,8 +67,8 @@ def test_the_site_has_math_to_check(site):
 
 
 @pytest.mark.parametrize("page", MATH_PAGES)
-def test_math_is_rendered(view, page):
-    loaded = view(html_path(page))
+def test_math_is_rendered(visit, page):
+    loaded = visit(html_path(page))
     report = loaded.page.evaluate(
         """() => {
             const nodes = [...document.querySelectorAll('div.math, span.math')];
@@ -98,8 +99,8 @@ def test_math_is_rendered(view, page):
 
 
 @pytest.mark.parametrize("page", EVERY_PAGE)
-def test_no_horizontal_overflow_on_a_phone(view, page):
-    loaded = view(html_path(page), width=PHONE_WIDTH)
+def test_no_horizontal_overflow_on_a_phone(visit, page):
+    loaded = visit(html_path(page), width=PHONE_WIDTH)
     scroll_width = loaded.page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= PHONE_WIDTH
 

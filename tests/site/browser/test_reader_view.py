@@ -55,8 +55,8 @@ ELEMENT_BOXES = """async () => {
 
 @pytest.mark.parametrize("width", [1280, PHONE_WIDTH])
 @pytest.mark.parametrize("page", notebook_pages())
-def test_every_output_shows_at_least_a_line_of_its_text(view, page, width):
-    loaded = view(f"{page}.html", width=width)
+def test_every_output_shows_at_least_a_line_of_its_text(visit, page, width):
+    loaded = visit(f"{page}.html", width=width)
     assert loaded.page.evaluate(OUTPUTS_SHORTER_THAN_A_LINE) == []
 
 
@@ -68,8 +68,8 @@ def test_the_untrimmed_stylesheets_are_kept_beside_the_site(site):
 
 @pytest.mark.parametrize(("width", "mode"), [(PHONE_WIDTH, "light"), (1280, "dark")])
 @pytest.mark.parametrize("page", every_page())
-def test_the_stylesheet_trim_moves_no_element(view, visit, site, page, width, mode):
-    trimmed = view(f"{page}.html", width=width, mode=mode).page.evaluate(ELEMENT_BOXES)
+def test_the_stylesheet_trim_moves_no_element(visit, site, page, width, mode):
+    trimmed = visit(f"{page}.html", width=width, mode=mode).page.evaluate(ELEMENT_BOXES)
     untrimmed = visit(
         f"{page}.html", width=width, mode=mode, stylesheets=UNTRIMMED_STYLESHEETS
     ).page.evaluate(ELEMENT_BOXES)
